@@ -1,0 +1,1 @@
+"""The agent core (async, no UI): loop, history, compaction, token accounting."""

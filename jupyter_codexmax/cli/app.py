@@ -1,0 +1,239 @@
+"""``jupyter codexmax``: the command-line application and its subcommands.
+
+Each subcommand is a Jupyter application, so it reads ``jupyter_codexmax_config.py``,
+takes ``--CodexMax.<setting>=...`` for any setting, and has ``--help-all``,
+``--show-config`` and ``--generate-config``. The short flags map onto the same settings.
+
+Exit status: 0 success, 1 the model or API failed, 2 a usage or configuration mistake.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from jupyter_core.application import JupyterApp, base_aliases, base_flags
+from traitlets import Bool, Int, Unicode
+
+from .._version import __version__
+from ..config import CONFIG_FILE_NAME, CodexMax, load_settings
+from ..errors import CodexmaxError, ConfigError
+
+EXIT_OK, EXIT_MODEL_ERROR, EXIT_USAGE = 0, 1, 2
+
+_model_aliases: dict[str, Any] = {
+    **base_aliases,
+    "provider": ("CodexMax.provider", "Which API: responses (default) or chat."),
+    "model": ("CodexMax.model", "The model (or Azure deployment) name."),
+    "effort": ("CodexMax.reasoning_effort", "Reasoning effort: none ... xhigh."),
+    "base-url": ("CodexMax.base_url", "The API base URL (default: OPENAI_BASE_URL)."),
+}
+
+
+class UsageError(CodexmaxError):
+    """A command-line mistake (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class _Base(JupyterApp):
+    """What every ``jupyter codexmax`` command shares."""
+
+    version = __version__
+    raise_config_file_errors = True
+    classes = [CodexMax]
+
+    def _config_file_name_default(self) -> str:
+        return CONFIG_FILE_NAME
+
+    def _log_format_default(self) -> str:
+        return "jupyter-codexmax: %(message)s"
+
+    def _log_level_default(self) -> int:
+        return logging.WARNING
+
+    def settings(self) -> CodexMax:
+        """Settings from config files, then the environment, then this command line."""
+        return load_settings(
+            config=self.config, cli_config=self.cli_config, read_files=False, parent=self
+        )
+
+    def initialize(self, argv: Any = None) -> None:
+        super().initialize(argv)
+        # The package's own log goes where the application's goes, secrets masked.
+        from ..secrets import RedactingFilter
+
+        package_log = logging.getLogger("jupyter_codexmax")
+        package_log.setLevel(self.log.level)
+        for handler in self.log.handlers:
+            handler.addFilter(RedactingFilter())
+            if handler not in package_log.handlers:
+                package_log.addHandler(handler)
+        package_log.propagate = False
+
+    def start(self) -> None:
+        if self.generate_config:
+            self.write_default_config()
+            return
+        try:
+            status = self.run()
+        except CodexmaxError as exc:
+            self.fail(exc)
+        except KeyboardInterrupt:
+            print("\njupyter-codexmax: interrupted", file=sys.stderr)
+            self.exit(130)
+        self.exit(status)
+
+    def run(self) -> int:
+        raise NotImplementedError
+
+    def fail(self, exc: CodexmaxError) -> None:
+        from ..secrets import redact
+
+        print(f"jupyter-codexmax: error: {redact(str(exc))}", file=sys.stderr)
+        self.exit(exc.exit_code)
+
+
+class AskApp(_Base):
+    name = "jupyter-codexmax-ask"
+    description = """Ask the model one question and stream its answer (no tools).
+
+    The quickest proof that a configuration works. The prompt is the rest of the command
+    line, or standard input when it is '-' or left out."""
+    examples = """
+    jupyter codexmax ask "What is a context window?"
+    jupyter codexmax ask --provider chat --base-url http://localhost:11434/v1 --model qwen3 "hi"
+    echo "Explain this traceback" | jupyter codexmax ask -
+    """
+
+    instructions = Unicode(
+        "You are answering a one-off question asked from the jupyter-codexmax command line. "
+        "Be brief.",
+        help="The instructions (system prompt) sent with the question.",
+    ).tag(config=True)
+    show_reasoning = Bool(
+        False, help="Print the model's reasoning summary to standard error as it streams."
+    ).tag(config=True)
+    show_usage = Bool(False, help="Print token usage to standard error at the end.").tag(
+        config=True
+    )
+
+    aliases = {
+        **_model_aliases,
+        "instructions": ("AskApp.instructions", "Instructions sent with the question."),
+    }
+    flags = {
+        **base_flags,
+        "reasoning": ({"AskApp": {"show_reasoning": True}}, "Show the reasoning summary."),
+        "usage": ({"AskApp": {"show_usage": True}}, "Show token usage at the end."),
+    }
+
+    def run(self) -> int:
+        prompt = " ".join(self.extra_args).strip()
+        if prompt in ("", "-"):
+            if prompt == "-" or not sys.stdin.isatty():
+                prompt = sys.stdin.read().strip()
+            if not prompt:
+                raise UsageError('no question: give one, as in  jupyter codexmax ask "hello"')
+        settings = self.settings()
+        from .ask import ask
+
+        return ask(
+            settings,
+            prompt,
+            instructions=self.instructions,
+            show_reasoning=self.show_reasoning,
+            show_usage=self.show_usage,
+        )
+
+
+class DoctorApp(_Base):
+    name = "jupyter-codexmax-doctor"
+    description = """Check the setup: settings, whether the endpoint answers, token counting,
+    kernels and the JupyterLab extension. Exit status 0 when the model can be reached."""
+    aliases = dict(_model_aliases)
+
+    def run(self) -> int:
+        from .doctor import doctor
+
+        return doctor(self)
+
+
+class ScriptedServerApp(_Base):
+    name = "jupyter-codexmax-scripted-server"
+    description = """Run the scripted model server: a real HTTP server on loopback that
+    speaks the Responses API and Chat Completions and answers from a script file, for
+    tests, demos and trying things without an API key. It is not a model.
+
+    Point a client at the printed base URL (OPENAI_BASE_URL)."""
+    examples = """
+    jupyter codexmax scripted-server examples/scripts/hello.json --port 8765
+    """
+
+    host = Unicode("127.0.0.1", help="Address to listen on.").tag(config=True)
+    port = Int(0, help="Port to listen on (0: a free one, printed at start).").tag(config=True)
+    url_file = Unicode("", help="Write the base URL to this file once listening.").tag(config=True)
+    require_key = Unicode(
+        "", help="Refuse requests that do not carry this API key (to test authentication)."
+    ).tag(config=True)
+    quiet = Bool(False, help="Do not print a line per request.").tag(config=True)
+
+    aliases = {
+        **base_aliases,
+        "host": "ScriptedServerApp.host",
+        "port": "ScriptedServerApp.port",
+        "url-file": "ScriptedServerApp.url_file",
+        "require-key": "ScriptedServerApp.require_key",
+    }
+    flags = {
+        **base_flags,
+        "quiet": ({"ScriptedServerApp": {"quiet": True}}, "No line per request."),
+    }
+
+    def run(self) -> int:
+        from .serve import serve
+
+        if len(self.extra_args) > 1:
+            raise UsageError("give at most one script file")
+        return serve(self, self.extra_args[0] if self.extra_args else None)
+
+
+class CodexMaxApp(_Base):
+    name = "jupyter-codexmax"
+    description = """jupyter-codexmax: a coding agent for notebooks.
+
+    Settings come from jupyter_codexmax_config.py, the environment (OPENAI_API_KEY,
+    OPENAI_BASE_URL, CODEXMAX_MODEL, ...) and flags, in that order of priority."""
+    subcommands = {
+        "ask": (AskApp, AskApp.description.splitlines()[0]),
+        "doctor": (DoctorApp, DoctorApp.description.splitlines()[0]),
+        "scripted-server": (ScriptedServerApp, "Run the scripted model server (not a model)."),
+    }
+
+    def run(self) -> int:
+        if self.subapp is None:
+            names = ", ".join(self.subcommands)
+            raise UsageError(f"say what to do: jupyter codexmax <{names}>  (--help for more)")
+        return EXIT_OK
+
+    def start(self) -> None:
+        if self.subapp is not None:
+            self.subapp.start()
+            return
+        super().start()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``jupyter-codexmax``."""
+    app = CodexMaxApp.instance()
+    try:
+        app.initialize(argv)
+    except SystemExit as exc:
+        # traitlets ends a bad command line or config value with status 1; for us that
+        # is a usage mistake (2). Help and --version exit 0 and stay so.
+        raise SystemExit(EXIT_USAGE if exc.code == 1 else exc.code) from None
+    except ConfigError as exc:
+        print(f"jupyter-codexmax: error: {exc}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+    app.start()
