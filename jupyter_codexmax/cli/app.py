@@ -10,6 +10,7 @@ Exit status: 0 success, 1 the model or API failed, 2 a usage or configuration mi
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -58,6 +59,21 @@ class _Base(JupyterApp):
         return load_settings(
             config=self.config, cli_config=self.cli_config, read_files=False, parent=self
         )
+
+    def load_config_file(self, suppress_errors: bool = True) -> None:  # type: ignore[override]
+        """As Jupyter does, but a broken config file is a one-line configuration error."""
+        try:
+            super().load_config_file(suppress_errors)
+        except Exception as exc:
+            name = getattr(exc, "filename", None) or " or ".join(
+                os.path.join(folder, f"{base}.{ext}")
+                for folder in self.config_file_paths
+                for base in ("jupyter_config", CONFIG_FILE_NAME)
+                for ext in ("py", "json")
+                if os.path.exists(os.path.join(folder, f"{base}.{ext}"))
+            )
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise ConfigError(f"could not read {name}: {type(exc).__name__}: {reason}") from exc
 
     def initialize(self, argv: Any = None) -> None:
         super().initialize(argv)

@@ -42,6 +42,7 @@ from .base import (
 )
 from .common import HttpProvider
 from .http import error_from_payload
+from .items import message_text
 from .sse import ServerSentEvent
 
 __all__ = ["ResponsesProvider", "events_from_response_object"]
@@ -69,13 +70,26 @@ class ResponsesProvider(HttpProvider):
         return True
 
     def _input(self, items: list[Item]) -> list[Item]:
-        store = self.settings.store_value
+        """Items as the server accepts them. Items the server produced go back verbatim;
+        two kinds are adjusted:
+
+        - reasoning without ``encrypted_content`` (from a chat server) is left out: the
+          Responses API can only use reasoning it can decrypt or has stored;
+        - an assistant message without an ``id`` (made locally, or by a chat server) is
+          sent as an easy input message with text content, the form the spec allows for
+          messages the server did not produce.
+        """
         prepared = []
         for item in items:
-            if item.get("type") == "reasoning" and not store and not item.get("encrypted_content"):
-                # Without stored items the server can only use reasoning it can decrypt.
+            kind = item.get("type", "message")
+            if kind == "reasoning" and not item.get("encrypted_content"):
                 continue
-            prepared.append(item)
+            if kind == "message" and item.get("role") == "assistant" and not item.get("id"):
+                prepared.append(
+                    {"type": "message", "role": "assistant", "content": message_text(item)}
+                )
+            else:
+                prepared.append(item)
         return prepared
 
     def build_body(self, request: ModelRequest) -> dict[str, Any]:

@@ -78,6 +78,15 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     owner: ScriptedModelServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up is normal here; anything else is reported, not printed."""
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError, _ClientGone)):
+            return
+        self.owner._fail(f"server error while answering {client_address}: {exc!r}")
+
 
 class ScriptedModelServer:
     """A scripted stand-in for a model API, on ``host:port`` (port 0 picks a free one)."""
