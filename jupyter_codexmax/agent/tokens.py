@@ -97,9 +97,15 @@ def _load(tiktoken_file: str, timeout: float) -> tuple[_Encoding | None, str]:
     except FutureTimeout:
         result = (None, f"loading tiktoken's o200k_base took longer than {timeout:g} s")
     except Exception as exc:
-        what = f"the file {tiktoken_file}" if tiktoken_file else "its data (a download)"
-        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-        result = (None, f"tiktoken's o200k_base could not load {what}: {reason}")
+        if tiktoken_file:
+            reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+            result = (None, f"tiktoken's o200k_base could not load {tiktoken_file}: {reason}")
+        else:
+            # Download failures carry pages of nested detail; the kind is what helps.
+            result = (
+                None,
+                f"tiktoken's o200k_base data could not be downloaded ({type(exc).__name__})",
+            )
     with _cache_lock:
         _cache.setdefault(key, result)
         return _cache[key]

@@ -81,11 +81,12 @@ class _Base(JupyterApp):
         from ..secrets import RedactingFilter
 
         package_log = logging.getLogger("jupyter_codexmax")
+        if package_log.handlers:
+            return  # a subcommand already connected it
         package_log.setLevel(self.log.level)
         for handler in self.log.handlers:
             handler.addFilter(RedactingFilter())
-            if handler not in package_log.handlers:
-                package_log.addHandler(handler)
+            package_log.addHandler(handler)
         package_log.propagate = False
 
     def start(self) -> None:
