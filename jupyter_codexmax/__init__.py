@@ -7,9 +7,14 @@ Importing the package is cheap: everything heavier is imported on first use.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+
+# The library never prints: without a handler of the host's, log records go nowhere
+# (not to logging's last-resort stderr handler, which would write into notebook cells).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from .agent.tokens import TokenCounter

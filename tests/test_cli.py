@@ -294,3 +294,33 @@ def test_broken_config_file_exits_2(scripted_server: ScriptedModelServer) -> Non
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "jupyter_codexmax_config.py" in result.stderr
+
+
+def test_a_closed_pipe_ends_quietly(scripted_server: ScriptedModelServer) -> None:
+    scripted_server.load([{"text": "line\n" * 5000, "chunk": 500}])
+    env = {**os.environ, "OPENAI_BASE_URL": scripted_server.base_url, "OPENAI_API_KEY": KEY}
+    with subprocess.Popen(
+        [str(BIN / "jupyter-codexmax"), "ask", "hi"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        proc.stdout.read(10)
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        proc.wait(timeout=30)
+    assert "Traceback" not in err
+    assert proc.returncode == 0
+
+
+def test_library_logging_never_prints() -> None:
+    code = (
+        "import logging, jupyter_codexmax; "
+        "logging.getLogger('jupyter_codexmax.providers').warning('should not print')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stderr == ""

@@ -175,3 +175,8 @@ def test_backoff_grows_with_jitter_and_respects_limits() -> None:
 def test_config_errors_exit_2(cls: type[errors.CodexmaxError]) -> None:
     assert cls("x").exit_code == 2
     assert errors.ModelError("x").exit_code == 1
+
+
+@pytest.mark.parametrize("code", ["usage_not_included", "invalid_prompt", "cyber_policy"])
+def test_account_and_request_codes_in_stream_are_not_retried(code: str) -> None:
+    assert not error_from_payload({"code": code, "message": "no"}).retryable

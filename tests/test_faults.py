@@ -345,3 +345,35 @@ async def test_script_exhausted_is_reported_clearly(
         await run(scripted_settings)
     assert scripted_server.failures
     assert "no step left" in scripted_server.failures[0]
+
+
+async def test_proxy_from_the_environment_is_used(
+    scripted_settings: CodexMax,
+    scripted_server: ScriptedModelServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTP_PROXY is honoured: the scripted server doubles as a forward proxy (it answers
+    by path, and a proxy request's path is the absolute URL), so a request to a host that
+    does not exist succeeds only if it went through the proxy."""
+    scripted_server.load([OK])
+    scripted_settings.base_url = "http://model.invalid/v1"
+    scripted_settings.max_retries = 0
+    monkeypatch.setenv("HTTP_PROXY", scripted_server.url)
+    monkeypatch.setenv("NO_PROXY", "")
+    text, _ = await run(scripted_settings)
+    assert text == OK["text"]
+    assert scripted_server.requests[0].path == "/v1/responses"
+
+    monkeypatch.setenv("NO_PROXY", "model.invalid")
+    with pytest.raises(errors.ConnectError):
+        await run(scripted_settings)
+
+
+async def test_proxy_setting_overrides_the_environment(
+    scripted_settings: CodexMax, scripted_server: ScriptedModelServer
+) -> None:
+    scripted_server.load([OK])
+    scripted_settings.base_url = "http://model.invalid/v1"
+    scripted_settings.proxy = scripted_server.url
+    text, _ = await run(scripted_settings)
+    assert text == OK["text"]

@@ -81,7 +81,7 @@ class _Base(JupyterApp):
         from ..secrets import RedactingFilter
 
         package_log = logging.getLogger("jupyter_codexmax")
-        if package_log.handlers:
+        if any(not isinstance(h, logging.NullHandler) for h in package_log.handlers):
             return  # a subcommand already connected it
         package_log.setLevel(self.log.level)
         for handler in self.log.handlers:
@@ -100,6 +100,11 @@ class _Base(JupyterApp):
         except KeyboardInterrupt:
             print("\njupyter-codexmax: interrupted", file=sys.stderr)
             self.exit(130)
+        except BrokenPipeError:
+            # The reader went away (``| head``): stop quietly, as other tools do.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            self.exit(0)
         self.exit(status)
 
     def run(self) -> int:

@@ -56,6 +56,16 @@ _CONTEXT_MARKERS = re.compile(
     r"|exceed_context_size|prompt is too long|input is too long|too many input tokens",
     re.I,
 )
+#: In-stream error codes that name the request or the account, not a passing failure.
+_NEVER_RETRY = frozenset(
+    {
+        "usage_not_included",
+        "invalid_prompt",
+        "cyber_policy",
+        "content_policy_violation",
+        "model_not_found",
+    }
+)
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
 _TAGS = re.compile(r"<[^>]+>")
 
@@ -383,7 +393,11 @@ def error_from_payload(
     if status is None:
         # An error inside the stream with a code we do not know: retry unless it names
         # the request itself as the problem (as the Codex CLI does).
-        invalid = bool(code and code.startswith("invalid")) or etype == "invalid_request_error"
+        invalid = (
+            bool(code and code.startswith("invalid"))
+            or code in _NEVER_RETRY
+            or etype == "invalid_request_error"
+        )
         cls: type[APIError] = InvalidRequestError if invalid else APIError
         return cls(
             f"the model failed ({label}): {text}" + suffix,
