@@ -249,7 +249,22 @@ class CodexMax(Configurable):
                 f"base URL {value!r} is not an http(s) URL; "
                 "expected something like https://api.openai.com/v1"
             )
+        if parts.query or parts.fragment:
+            raise ConfigError(
+                f"base URL {value!r} has a query or fragment; put query parameters in "
+                "CodexMax.extra_query, e.g. {'api-version': 'preview'}"
+            )
         return value.rstrip("/")
+
+    @validate("extra_headers", "extra_query")
+    def _check_header_values(self, proposal: dict[str, Any]) -> dict[str, str]:
+        value = dict(proposal["value"])
+        for key, item in value.items():
+            if any(ord(ch) < 32 or ord(ch) == 127 for ch in f"{key}{item}"):
+                raise ConfigError(
+                    f"CodexMax.{proposal['trait'].name}[{key!r}] contains a control character"
+                )
+        return value
 
     @validate("context_window")
     def _check_window(self, proposal: dict[str, Any]) -> int | None:
@@ -303,7 +318,8 @@ class CodexMax(Configurable):
         refuse; a default the model cannot take is dropped instead of failing.
         """
         info = self.model_info(model)
-        explicit = effort is not None or self._effort_explicit
+        configured = self.config.get("CodexMax", {})
+        explicit = effort is not None or self._effort_explicit or "reasoning_effort" in configured
         chosen = effort or self.reasoning_effort
         if chosen not in EFFORTS:
             raise ConfigError(f"reasoning effort {chosen!r} is not one of {', '.join(EFFORTS)}")

@@ -12,12 +12,23 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from traitlets import TraitType
 
-__all__ = ["MASK", "RedactingFilter", "Secret", "SecretTrait", "is_sensitive_header", "redact"]
+__all__ = [
+    "MASK",
+    "RedactingFilter",
+    "Secret",
+    "SecretTrait",
+    "credential_values",
+    "is_credential_name",
+    "is_sensitive_header",
+    "mask_config",
+    "redact",
+    "without_credentials",
+]
 
 MASK = "********"
 
@@ -26,6 +37,12 @@ MASK = "********"
 MIN_REDACTED_LENGTH = 6
 
 _SENSITIVE_HEADER = re.compile(r"(auth|key|token|secret|cookie|password|signature)", re.I)
+_CREDENTIAL_NAME = re.compile(
+    r"(^|_)(API_?KEY|KEY|TOKEN|SECRET|PASSWORD|PASSWD|PWD|CREDENTIALS?|AUTH|PRIVATE_KEY|"
+    r"ACCESS_KEY|SESSION_TOKEN|CONNECTION_STRING|DSN)(_|$)",
+    re.I,
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PATTERNS = [
     re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{6,}"),
     re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"),
@@ -88,8 +105,18 @@ class SecretTrait(TraitType[Secret, "str | Secret"]):
 
     def validate(self, obj: Any, value: Any) -> Secret:
         if isinstance(value, Secret):
-            return value
+            value = value.reveal()
         if isinstance(value, str):
+            # A key pasted or read from a file often ends in a newline: drop surrounding
+            # space; anything else unprintable could never be sent in a header.
+            value = value.strip()
+            if _CONTROL.search(value):
+                from traitlets import TraitError
+
+                raise TraitError(
+                    f"the {self.name} setting contains a control character (a line break "
+                    "inside the key?)"
+                )
             return Secret(value)
         self.error(obj, value)
         raise AssertionError  # pragma: no cover - error() always raises
@@ -125,6 +152,45 @@ def redact(text: str, extra: Iterable[str | Secret] = ()) -> str:
             text,
         )
     return text
+
+
+def is_credential_name(name: str) -> bool:
+    """Whether an environment variable's name says it holds a credential."""
+    return bool(_CREDENTIAL_NAME.search(name))
+
+
+def credential_values(environ: Mapping[str, str]) -> list[str]:
+    """Values of credential-like variables, to redact wherever they might show up."""
+    return [
+        v for k, v in environ.items() if is_credential_name(k) and len(v) >= MIN_REDACTED_LENGTH
+    ]
+
+
+def without_credentials(environ: Mapping[str, str], *, also: Iterable[str] = ()) -> dict[str, str]:
+    """``environ`` without credential-like variables (and the names in ``also``)."""
+    drop = set(also)
+    return {k: v for k, v in environ.items() if k not in drop and not is_credential_name(k)}
+
+
+def mask_config(config: Any) -> Any:
+    """A copy of a traitlets ``Config`` with secret settings and credential headers masked."""
+    import copy
+
+    from traitlets.config import Config
+
+    masked = Config(copy.deepcopy(config))
+    for section in masked.values():
+        if not isinstance(section, dict):
+            continue
+        for name in list(section):
+            value = section[name]
+            if name in ("api_key",) or isinstance(value, Secret):
+                section[name] = MASK if value else ""
+            elif isinstance(value, dict):
+                section[name] = {
+                    k: (MASK if is_sensitive_header(str(k)) else v) for k, v in value.items()
+                }
+    return masked
 
 
 def is_sensitive_header(name: str) -> bool:

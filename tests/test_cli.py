@@ -324,3 +324,50 @@ def test_library_logging_never_prints() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stderr == ""
+
+
+def test_show_config_masks_secrets_from_config_files(scripted_server: ScriptedModelServer) -> None:
+    config_dir = Path(os.environ["JUPYTER_CONFIG_DIR"])
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "jupyter_codexmax_config.py").write_text(
+        "c.CodexMax.api_key = 'filesecret98765'\n"
+        "c.CodexMax.extra_headers = {'X-Api-Key': 'headersecret4321', 'X-Team': 'data'}\n"
+    )
+    for flag in ("--show-config", "--show-config-json"):
+        result = run(["ask", flag], scripted_server, key=None)
+        out = result.stdout + result.stderr
+        assert result.returncode == 0, out
+        assert "filesecret98765" not in out
+        assert "headersecret4321" not in out
+        assert "********" in out
+        assert "data" in out
+
+
+def test_doctor_notices_a_base_url_without_v1(tmp_path: Path) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(404)
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_error(404)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = run(
+            ["doctor"],
+            extra_env={"OPENAI_BASE_URL": f"http://127.0.0.1:{server.server_address[1]}"},
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 1
+    assert "does the base URL end with /v1?" in result.stdout

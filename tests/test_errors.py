@@ -138,11 +138,13 @@ def test_in_stream_errors() -> None:
 def test_secrets_in_server_messages_are_masked() -> None:
     from jupyter_codexmax import secrets
 
-    secrets.register("sk-test-leaky-key-000111222333")
+    # Not shaped like an sk- key, so only the registration can mask it.
+    secrets.register("azure-0f3a9c8e7d6b5a4c")
     err = error_from_response(
-        401, {}, body(message="Incorrect API key provided: sk-test-leaky-key-000111222333.")
+        401, {}, body(message="Incorrect API key provided: azure-0f3a9c8e7d6b5a4c.")
     )
-    assert "sk-test-leaky-key" not in str(err)
+    assert "0f3a9c8e7d6b5a4c" not in str(err)
+    assert "********" in str(err)
 
 
 def test_retry_after_parsing() -> None:

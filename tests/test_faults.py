@@ -377,3 +377,72 @@ async def test_proxy_setting_overrides_the_environment(
     scripted_settings.proxy = scripted_server.url
     text, _ = await run(scripted_settings)
     assert text == OK["text"]
+
+
+async def test_connections_are_reused_and_nothing_is_left_running(
+    scripted_settings: CodexMax, scripted_server: ScriptedModelServer
+) -> None:
+    """After the final event the rest of the body is read, so the connection goes back to
+    the pool; every generator inside the stream is closed."""
+    scripted_server.load([OK, OK, OK])
+    opened_before = scripted_server.connections_opened
+    tasks_before = asyncio.all_tasks()
+    async with open_provider(scripted_settings) as model:
+        for _ in range(3):
+            result = await model.complete(REQUEST)
+            assert result.text == OK["text"]
+        pool = await _pool_connections(model)
+        assert len(pool) == 1
+        assert pool[0].is_idle()
+    assert scripted_server.connections_opened - opened_before == 1
+    await asyncio.sleep(0)
+    assert asyncio.all_tasks() == tasks_before
+
+
+async def test_chat_connections_are_reused_too(
+    scripted_settings: CodexMax, scripted_server: ScriptedModelServer
+) -> None:
+    scripted_settings.provider = "chat"
+    scripted_server.load([OK, OK])
+    opened_before = scripted_server.connections_opened
+    async with open_provider(scripted_settings) as model:
+        for _ in range(2):
+            assert (await model.complete(REQUEST)).text == OK["text"]
+    assert scripted_server.connections_opened - opened_before == 1
+
+
+async def test_a_wait_longer_than_the_limit_is_in_the_message(
+    scripted_settings: CodexMax, scripted_server: ScriptedModelServer
+) -> None:
+    scripted_server.load([{"fault": "http", "status": 429, "headers": {"retry-after": "600"}}])
+    with pytest.raises(errors.RateLimitError, match=r"asks to wait 600 s, longer than"):
+        await run(scripted_settings)
+
+
+async def test_azure_endpoint_through_a_proxy(
+    scripted_settings: CodexMax,
+    scripted_server: ScriptedModelServer,
+    monkeypatch: pytest.MonkeyPatch,
+    spec_validator: Any,
+) -> None:
+    """An Azure host name (reached through the scripted server acting as a forward proxy):
+    the key goes in ``api-key`` by default, ``store`` is true, the query is kept."""
+    scripted_server.load([{"text": "hello from azure"}])
+    scripted_server.api_key = "azure-key-abcdef123456"
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-key-abcdef123456")
+    monkeypatch.setenv("HTTP_PROXY", scripted_server.url)
+    monkeypatch.setenv("NO_PROXY", "")
+    scripted_settings.base_url = "http://my-resource.openai.azure.com/openai/v1"
+    scripted_settings.api_key_env = "AZURE_OPENAI_API_KEY"
+    scripted_settings.extra_query = {"api-version": "preview"}
+    scripted_settings.model = "my-gpt-5-deployment"
+    assert scripted_settings.is_azure
+    text, _ = await run(scripted_settings)
+    assert text == "hello from azure"
+    record = scripted_server.requests[0]
+    assert record.path == "/openai/v1/responses"
+    assert record.query == {"api-version": ["preview"]}
+    assert record.headers["api-key"] == "********"
+    assert "authorization" not in record.headers
+    assert record.body["store"] is True
+    assert spec_validator("CreateResponse", record.body) == []

@@ -389,18 +389,89 @@ def test_items_to_messages_edge_cases() -> None:
         user_message("next"),
     ]
     messages = items_to_messages("sys", items, images_ok=True)
-    assert [m["role"] for m in messages] == [
-        "system",
-        "system",
-        "user",
-        "assistant",
-        "tool",
-        "tool",
-        "user",
-        "user",
-    ]
-    assert "content" not in messages[3]
-    assert len(messages[3]["tool_calls"]) == 2
-    assert messages[6]["content"][1]["image_url"]["detail"] == "low"
+    # One system message, first; user and assistant alternate (tool messages between).
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "tool", "tool", "user"]
+    assert messages[0]["content"] == "sys\n\nd"
+    assert "content" not in messages[2]
+    assert len(messages[2]["tool_calls"]) == 2
+    last = messages[5]["content"]
+    assert last[1]["image_url"]["detail"] == "low", "tool images, merged with the next user text"
+    assert last[-1] == {"type": "text", "text": "next"}
     no_images = items_to_messages("", items, images_ok=False)
     assert "left out" in json.dumps(no_images)
+
+
+def test_late_developer_messages_become_user_messages() -> None:
+    from jupyter_codexmax.providers.chat import items_to_messages
+
+    messages = items_to_messages(
+        "sys",
+        [
+            user_message("first"),
+            {"type": "message", "role": "assistant", "content": "ok"},
+            user_message("second"),
+            user_message("note from the agent", role="developer"),
+        ],
+    )
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[-1]["content"] == "second\n\n[developer instructions]\nnote from the agent"
+
+
+async def test_chat_tool_call_ids_arriving_late_and_calls_without_index(
+    scripted_settings: CodexMax, scripted_server: ScriptedModelServer
+) -> None:
+    """Two server quirks: the call's id only in a later delta; two calls in one chunk with
+    neither index nor id."""
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        body = {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        return f"data: {json.dumps(body)}\n\n"
+
+    stream = "".join(
+        [
+            chunk({"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": ""}}]}),
+            chunk(
+                {"tool_calls": [{"index": 0, "id": "call_late", "function": {"arguments": "{}"}}]}
+            ),
+            chunk({}, "tool_calls"),
+            "data: [DONE]\n\n",
+        ]
+    )
+    scripted_settings.provider = "chat"
+    scripted_server.load(
+        [{"raw": {"status": 200, "content_type": "text/event-stream", "body": stream}}]
+    )
+    async with open_provider(scripted_settings) as provider:
+        result = await provider.complete(ModelRequest(input=[user_message("go")]))
+    assert [c["call_id"] for c in result.function_calls] == ["call_late"]
+
+    stream = "".join(
+        [
+            chunk(
+                {
+                    "tool_calls": [
+                        {"function": {"name": "a", "arguments": '{"x": 1}'}},
+                        {"function": {"name": "b", "arguments": '{"y": 2}'}},
+                    ]
+                }
+            ),
+            chunk({}, "tool_calls"),
+            "data: [DONE]\n\n",
+        ]
+    )
+    scripted_server.load(
+        [{"raw": {"status": 200, "content_type": "text/event-stream", "body": stream}}]
+    )
+    async with open_provider(scripted_settings) as provider:
+        result = await provider.complete(ModelRequest(input=[user_message("go")]))
+    calls = result.function_calls
+    assert [(c["name"], parse_tool_arguments(c)) for c in calls] == [
+        ("a", {"x": 1}),
+        ("b", {"y": 2}),
+    ]
+    assert calls[0]["call_id"] != calls[1]["call_id"]

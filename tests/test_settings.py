@@ -210,3 +210,47 @@ def test_sensitive_extra_headers_are_secrets() -> None:
     assert s.plain_headers() == {"X-Team": "data"}
     assert "gw-secret-value-123" not in str(s.describe())
     assert redact("token gw-secret-value-123 leaked") == f"token {MASK} leaked"
+
+
+def test_explicit_medium_effort_counts_as_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    cli = Config({"CodexMax": {"reasoning_effort": "medium"}})
+    assert load_settings(cli_config=cli).effort_for(model="qwen3-coder") == "medium"
+    monkeypatch.setenv("CODEXMAX_EFFORT", "medium")
+    with pytest.raises(ConfigError, match="does not take a reasoning effort"):
+        load_settings().effort_for(model="gpt-4o")
+
+
+def test_keys_are_stripped_and_control_characters_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    write_config("c.CodexMax.api_key = 'key-from-a-file-0123456789\\n'\n")
+    assert load_settings().api_key.reveal() == "key-from-a-file-0123456789"
+    write_config("c.CodexMax.api_key = 'two\\nlines-0123456789'\n")
+    with pytest.raises(ConfigError, match="control character") as info:
+        load_settings()
+    assert "lines-0123456789" not in str(info.value)
+    write_config("")
+    with pytest.raises(ConfigError, match="control character"):
+        load_settings(cli_config=Config({"CodexMax": {"extra_headers": {"X-A": "b\r\nc"}}}))
+
+
+def test_base_url_with_a_query_is_refused() -> None:
+    with pytest.raises(ConfigError, match="extra_query"):
+        load_settings(
+            cli_config=Config(
+                {
+                    "CodexMax": {
+                        "base_url": "https://r.openai.azure.com/openai/v1?api-version=preview"
+                    }
+                }
+            )
+        )
+
+
+def test_a_header_that_cannot_be_sent_never_echoes_its_value() -> None:
+    import httpx
+
+    from jupyter_codexmax.providers.http import convert_transport_error
+
+    exc = httpx.LocalProtocolError("Illegal header value b'secret-value-0123\\n'")
+    err = convert_transport_error(exc, "https://api.openai.com/v1/responses")
+    assert isinstance(err, ConfigError)
+    assert "secret-value" not in str(err)

@@ -88,3 +88,31 @@ def test_items_count_text_and_images() -> None:
     assert with_image - plain == IMAGE_TOKENS
     reasoning = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "e" * 400}
     assert counter.count_items([reasoning]) == tokens.ITEM_OVERHEAD + 100
+
+
+def test_a_load_that_outlives_its_wait_is_used_when_it_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    release = threading.Event()
+    real = tokens._load_o200k_from_file
+    path = tmp_path / "tiny.tiktoken"
+    path.write_text("".join(f"{base64.b64encode(bytes([b])).decode()} {b}\n" for b in range(256)))
+
+    def slow(file: str) -> object:
+        release.wait(10)
+        return real(file)
+
+    monkeypatch.setattr(tokens, "_load_o200k_from_file", slow)
+    first = TokenCounter(tiktoken_file=str(path), load_timeout=0.1)
+    assert not first.exact
+    release.set()
+    for _ in range(100):
+        later = TokenCounter(tiktoken_file=str(path), load_timeout=0.1)
+        if later.exact:
+            break
+        import time
+
+        time.sleep(0.05)
+    assert later.exact

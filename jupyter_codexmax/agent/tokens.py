@@ -17,7 +17,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -45,6 +45,8 @@ def estimate_tokens(text: str) -> int:
 
 _cache_lock = threading.Lock()
 _cache: dict[str, tuple[_Encoding | None, str]] = {}
+#: Loads that outlived their wait: a later counter uses them once they finish.
+_pending: dict[str, Future[_Encoding]] = {}
 _patch_lock = threading.Lock()
 _noticed: set[str] = set()
 
@@ -84,18 +86,34 @@ def _load(tiktoken_file: str, timeout: float) -> tuple[_Encoding | None, str]:
     with _cache_lock:
         if key in _cache:
             return _cache[key]
+        late = _pending.get(key)
+    if late is not None:
+        if not late.done():
+            return None, "tiktoken's o200k_base is still loading"
+        with _cache_lock:
+            _pending.pop(key, None)
+        try:
+            result: tuple[_Encoding | None, str] = (late.result(), "tiktoken o200k_base")
+        except Exception as exc:
+            result = (None, f"tiktoken's o200k_base could not be loaded ({type(exc).__name__})")
+        with _cache_lock:
+            _cache[key] = result
+        return result
     loader = (lambda: _load_o200k_from_file(tiktoken_file)) if tiktoken_file else _load_o200k
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codexmax-tiktoken")
     future = pool.submit(loader)
     pool.shutdown(wait=False)
     try:
         encoding = future.result(timeout=timeout)
-        result: tuple[_Encoding | None, str] = (
+        result = (
             encoding,
             f"tiktoken o200k_base ({'from ' + tiktoken_file if tiktoken_file else 'cached'})",
         )
     except FutureTimeout:
-        result = (None, f"loading tiktoken's o200k_base took longer than {timeout:g} s")
+        # Not cached: the load goes on in the background, for later counters.
+        with _cache_lock:
+            _pending[key] = future
+        return None, f"loading tiktoken's o200k_base took longer than {timeout:g} s"
     except Exception as exc:
         if tiktoken_file:
             reason = " ".join(str(exc).split())[:160] or type(exc).__name__

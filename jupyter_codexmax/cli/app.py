@@ -54,6 +54,34 @@ class _Base(JupyterApp):
     def _log_level_default(self) -> int:
         return logging.WARNING
 
+    def start_show_config(self) -> None:
+        """``--show-config``, with secret settings and credential headers masked."""
+        import json
+        import pprint
+
+        from ..secrets import mask_config
+
+        config = mask_config(self.config)
+        for cls in type(self).mro():
+            if cls.__name__ in config:
+                config[cls.__name__].pop("show_config", None)
+                config[cls.__name__].pop("show_config_json", None)
+        if self.show_config_json:
+            json.dump(config, sys.stdout, indent=1, sort_keys=True, default=repr)
+            sys.stdout.write("\n")
+            return
+        if self._loaded_config_files:
+            print("Loaded config files:")
+            for name in self._loaded_config_files:
+                print("  " + name)
+            print()
+        for classname in sorted(config):
+            if config[classname]:
+                print(classname)
+                for trait in sorted(config[classname]):
+                    value = pprint.pformat(config[classname][trait], indent=4, compact=True)
+                    print(f"  .{trait} = {value}")
+
     def settings(self) -> CodexMax:
         """Settings from config files, then the environment, then this command line."""
         return load_settings(

@@ -45,6 +45,9 @@ __all__ = [
 
 Item = dict[str, Any]
 
+#: The header the scripted model server puts on every answer (so clients can tell).
+SCRIPTED_SERVER_HEADER = "x-codexmax-scripted"
+
 
 @dataclass(frozen=True)
 class ToolSpec:

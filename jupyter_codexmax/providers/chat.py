@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from ..errors import ProtocolError, StreamInterrupted
@@ -85,7 +85,7 @@ class ChatProvider(HttpProvider):
 
     async def parse_stream(
         self, events: AsyncIterator[ServerSentEvent]
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         state = _ChatState()
         async for sse in events:
             data = sse.data.strip()
@@ -159,6 +159,7 @@ class _ChatState:
         self.model: str | None = None
         self.seen_chunks = False
         self.foreign: list[str] = []
+        self.announced: set[int] = set()
 
     def handle(self, chunk: dict[str, Any]) -> list[StreamEvent]:
         if "choices" in chunk:
@@ -196,28 +197,27 @@ class _ChatState:
         if isinstance(content, str) and content:
             self.text.append(content)
             events.append(TextDelta(content))
-        for call in delta.get("tool_calls") or []:
+        for position, call in enumerate(delta.get("tool_calls") or []):
             if isinstance(call, dict):
-                started = self._tool_call(call)
+                started = self._tool_call(call, first_in_chunk=position == 0)
                 if started is not None:
                     events.append(started)
         return events
 
-    def _tool_call(self, call: dict[str, Any]) -> ToolCallStarted | None:
+    def _tool_call(self, call: dict[str, Any], *, first_in_chunk: bool) -> ToolCallStarted | None:
         index = call.get("index")
         call_id = call.get("id")
         if not isinstance(index, int):
+            # Servers that leave the index out: the id says which call, or else a new
+            # entry in the same chunk is a new call and the first continues the last one.
             known = [i for i, c in self.calls.items() if call_id and c["id"] == call_id]
             if known:
                 index = known[0]
-            elif call_id or not self.calls:
-                index = len(self.calls)
+            elif call_id or not self.calls or not first_in_chunk:
+                index = max(self.calls, default=-1) + 1
             else:
                 index = max(self.calls)
-        entry = self.calls.get(index)
-        is_new = entry is None
-        if entry is None:
-            entry = self.calls[index] = {"id": "", "name": "", "arguments": ""}
+        entry = self.calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
         if call_id and not entry["id"]:
             entry["id"] = str(call_id)
         raw_function = call.get("function")
@@ -230,9 +230,8 @@ class _ChatState:
             entry["arguments"] += json.dumps(arguments, ensure_ascii=False)
         elif isinstance(arguments, str):
             entry["arguments"] += arguments
-        if is_new:
-            if not entry["id"]:
-                entry["id"] = "call_" + uuid.uuid4().hex[:24]
+        if entry["name"] and index not in self.announced:
+            self.announced.add(index)
             return ToolCallStarted(entry["id"], entry["name"])
         return None
 
@@ -260,6 +259,8 @@ class _ChatState:
             )
         for index in sorted(self.calls):
             entry = self.calls[index]
+            if not entry["id"]:
+                entry["id"] = "call_" + uuid.uuid4().hex[:24]
             events.append(
                 OutputItem(
                     {
@@ -320,10 +321,12 @@ def _user_content(text: str, images: list[dict[str, Any]], images_ok: bool) -> A
 def items_to_messages(
     instructions: str, items: list[Item], images_ok: bool = True
 ) -> list[dict[str, Any]]:
-    """Responses-style items as Chat Completions messages."""
+    """Responses-style items as Chat Completions messages, shaped so that strict chat
+    templates (Mistral, Gemma, Llama on vLLM) accept them: one system message, first;
+    later developer or system messages become user messages; no two user messages in a
+    row (they are merged)."""
     messages: list[dict[str, Any]] = []
-    if instructions:
-        messages.append({"role": "system", "content": instructions})
+    system: list[str] = [instructions] if instructions else []
     assistant: dict[str, Any] | None = None
     tool_images: list[dict[str, Any]] = []
 
@@ -337,15 +340,16 @@ def items_to_messages(
 
     def flush_images() -> None:
         if tool_images:
-            messages.append(
-                {
-                    "role": "user",
-                    "content": _user_content(
-                        "(images from the tool results above)", list(tool_images), images_ok
-                    ),
-                }
+            add_user(
+                _user_content("(images from the tool results above)", list(tool_images), images_ok)
             )
             tool_images.clear()
+
+    def add_user(content: Any) -> None:
+        if messages and messages[-1]["role"] == "user":
+            messages[-1]["content"] = _merge_content(messages[-1]["content"], content)
+        else:
+            messages.append({"role": "user", "content": content})
 
     for item in items:
         kind = item.get("type") or ("message" if "role" in item else None)
@@ -360,9 +364,13 @@ def items_to_messages(
                 continue
             flush_assistant()
             flush_images()
-            chat_role = "system" if role in ("system", "developer") else "user"
-            content = text if chat_role == "system" else _user_content(text, images, images_ok)
-            messages.append({"role": chat_role, "content": content})
+            if role in ("system", "developer"):
+                if not messages:
+                    system.append(text)
+                else:
+                    add_user(f"[{role} instructions]\n{text}")
+                continue
+            add_user(_user_content(text, images, images_ok))
         elif kind == "function_call":
             flush_images()
             if assistant is None:
@@ -388,4 +396,16 @@ def items_to_messages(
         # reasoning, compaction and other item types have no chat form: left out.
     flush_assistant()
     flush_images()
+    if system:
+        messages.insert(0, {"role": "system", "content": "\n\n".join(system)})
     return messages
+
+
+def _merge_content(first: Any, second: Any) -> Any:
+    """Two user messages' contents as one (text joined; parts concatenated)."""
+    if isinstance(first, str) and isinstance(second, str):
+        return f"{first}\n\n{second}" if first else second
+    as_parts = [
+        [{"type": "text", "text": c}] if isinstance(c, str) else list(c) for c in (first, second)
+    ]
+    return as_parts[0] + as_parts[1]

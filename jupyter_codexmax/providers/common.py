@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ..errors import ModelError, ProtocolError
 from .base import (
+    SCRIPTED_SERVER_HEADER,
     EndpointCheck,
     ModelRequest,
     ModelStream,
@@ -37,7 +40,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jupyter_codexmax.providers")
 
-SCRIPTED_SERVER_HEADER = "x-codexmax-scripted"
+#: After the final event, the rest of a response body is read (up to this much, for this
+#: long) so the connection goes back to the pool instead of being thrown away.
+DRAIN_BYTES = 256 * 1024
+DRAIN_SECONDS = 1.0
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    """Read what is left of a response body (the end of the chunked body, ``[DONE]``)
+    through the iterator that read the rest, so httpx can reuse the connection."""
+
+    async def read() -> None:
+        size = 0
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > DRAIN_BYTES:
+                break
+
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(read(), DRAIN_SECONDS)
 
 
 class HttpProvider(Provider):
@@ -68,15 +89,25 @@ class HttpProvider(Provider):
         while True:
             try:
                 async with self.http.post_stream(self.path, body) as response:
-                    async for event in self._parse_response(response):
-                        yield event
+                    idle = self.settings.stream_idle_timeout
+                    async with aclosing(iter_bytes(response, idle=idle)) as chunks:
+                        async with aclosing(self._parse_response(response, chunks)) as events:
+                            async for event in events:
+                                yield event
+                        await _drain(chunks)
                 return
             except ModelError as exc:
                 failure = exc
             attempt += 1
             delay = self.retry.delay(attempt, failure)
             if delay is None:
-                if attempt > 1 and failure.retryable:
+                limit = self.retry.retry_after_limit
+                if failure.retry_after is not None and failure.retry_after > limit:
+                    failure.args = (
+                        f"{failure} (the server asks to wait {failure.retry_after:g} s, longer "
+                        f"than CodexMax.retry_after_limit = {limit:g} s)",
+                    )
+                elif attempt > 1 and failure.retryable:
                     log.warning("giving up after %d attempts: %s", attempt, failure)
                 raise failure
             log.warning(
@@ -85,13 +116,19 @@ class HttpProvider(Provider):
             yield Retrying(attempt, self.retry.max_retries, delay, str(failure))
             await asyncio.sleep(delay)
 
-    async def _parse_response(self, response: httpx.Response) -> AsyncIterator[StreamEvent]:
+    async def _parse_response(
+        self, response: httpx.Response, chunks: AsyncIterator[bytes]
+    ) -> AsyncGenerator[StreamEvent, None]:
         content_type = response.headers.get("content-type", "").lower()
         if "text/event-stream" in content_type:
-            async for event in self.parse_stream(self._sse(response)):
-                yield event
+            async with (
+                aclosing(self._sse(chunks)) as sse,
+                aclosing(self.parse_stream(sse)) as parsed,
+            ):
+                async for event in parsed:
+                    yield event
             return
-        raw = b"".join([chunk async for chunk in iter_bytes(response)])
+        raw = b"".join([chunk async for chunk in chunks])
         text = raw.decode("utf-8", "replace")
         if "json" in content_type or text.lstrip()[:1] == "{":
             try:
@@ -109,16 +146,20 @@ class HttpProvider(Provider):
             f"{describe_body(text, content_type)}"
         )
 
-    async def _sse(self, response: httpx.Response) -> AsyncIterator[ServerSentEvent]:
+    async def _sse(self, chunks: AsyncIterator[bytes]) -> AsyncGenerator[ServerSentEvent, None]:
+        """Events from the body's bytes. Leaves ``chunks`` open: what follows the final
+        event is drained by the caller."""
         decoder = SSEDecoder()
-        async for chunk in iter_bytes(response, idle=self.settings.stream_idle_timeout):
+        async for chunk in chunks:
             for event in decoder.feed(chunk):
                 yield event
         for event in decoder.end():
             yield event
 
     @abc.abstractmethod
-    def parse_stream(self, events: AsyncIterator[ServerSentEvent]) -> AsyncIterator[StreamEvent]:
+    def parse_stream(
+        self, events: AsyncIterator[ServerSentEvent]
+    ) -> AsyncGenerator[StreamEvent, None]:
         """Our events from the server's SSE events. Raises when the stream ends early."""
 
     @abc.abstractmethod
@@ -150,9 +191,34 @@ class HttpProvider(Provider):
             return EndpointCheck(True, f"{what}: HTTP 200 on /models{count}", seconds, scripted)
         err = error_from_response(status, response.headers, body, self.http.url("models"))
         if status in (404, 405):
-            # Reachable and speaking HTTP; some compatible servers have no /models.
-            return EndpointCheck(True, f"answers, but has no /models (HTTP {status})", seconds)
+            return await self._probe_endpoint(started)
         return EndpointCheck(False, str(err), seconds, scripted)
+
+    async def _probe_endpoint(self, started: float) -> EndpointCheck:
+        """No ``/models`` (some compatible servers have none): ask the model endpoint itself
+        with an empty body, which a real endpoint refuses as invalid (spending nothing) and
+        a wrong base URL answers with 404."""
+        url = self.http.url(self.path)
+        try:
+            response, body = await self.http.post_raw(self.path, {})
+        except ModelError as exc:
+            return EndpointCheck(False, str(exc), time.monotonic() - started)
+        seconds = time.monotonic() - started
+        if response.status_code in (404, 405):
+            return EndpointCheck(
+                False,
+                f"no /models and no /{self.path} at {self.settings.base_url} (HTTP "
+                f"{response.status_code}); does the base URL end with /v1?",
+                seconds,
+            )
+        if response.status_code in (401, 403):
+            err = error_from_response(response.status_code, response.headers, body, url)
+            return EndpointCheck(False, str(err), seconds)
+        return EndpointCheck(
+            True,
+            f"answers (no /models; /{self.path} is there: HTTP {response.status_code})",
+            seconds,
+        )
 
     async def aclose(self) -> None:
         await self.http.aclose()

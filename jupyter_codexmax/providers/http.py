@@ -13,7 +13,7 @@ import html
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -158,6 +158,15 @@ class HttpClient:
                 f"{_snippet(raw.decode('utf-8', 'replace'))}"
             ) from exc
 
+    async def post_raw(self, path: str, body: Mapping[str, Any]) -> tuple[httpx.Response, bytes]:
+        """POST ``body``; return the response (any status) and up to 64 KiB of its body."""
+        response = await self._send("POST", path, body, stream=True)
+        try:
+            data = await _read_limited(response)
+        finally:
+            await response.aclose()
+        return response, data
+
     async def get(self, path: str) -> tuple[httpx.Response, bytes]:
         """GET ``path``; return the response (any status) and up to 64 KiB of its body."""
         response = await self._send("GET", path, None, stream=True)
@@ -203,7 +212,7 @@ class HttpClient:
 
 async def iter_bytes(
     response: httpx.Response, *, idle: float | None = None
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The response body as it arrives, with httpx errors converted to ours."""
     try:
         async for chunk in response.aiter_bytes():
@@ -216,9 +225,15 @@ async def iter_bytes(
 
 def convert_transport_error(
     exc: httpx.HTTPError, url: str, *, streaming: bool = False, idle: float | None = None
-) -> ModelError:
+) -> ModelError | ConfigError:
     """An httpx error as one of ours, most specific first."""
     where = _short_url(url)
+    if isinstance(exc, httpx.LocalProtocolError):
+        # h11 quotes the offending header value: never repeat it (it may be a key).
+        return ConfigError(
+            "a request header cannot be sent (a line break or stray character in the API "
+            "key or in CodexMax.extra_headers?)"
+        )
     if isinstance(exc, httpx.ReadTimeout):
         seconds = f" for {idle:g} s" if idle else ""
         return StreamIdleTimeout(

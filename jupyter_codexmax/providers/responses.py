@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from ..errors import ModelError, ProtocolError, StreamInterrupted
@@ -147,7 +147,7 @@ class ResponsesProvider(HttpProvider):
 
     async def parse_stream(
         self, events: AsyncIterator[ServerSentEvent]
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         state = _StreamState()
         foreign: list[str] = []
         async for sse in events:

@@ -20,7 +20,10 @@ from ..errors import ModelError
 
 __all__ = ["RetryPolicy", "parse_retry_after", "parse_retry_after_message"]
 
-_TRY_AGAIN = re.compile(r"(?i)try again in\s*(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|sec|seconds?)\b")
+_TRY_AGAIN = re.compile(
+    r"(?i)try again in\s*(?:(\d+)\s*(?:minutes?|min|m(?!s))\s*)?"
+    r"(?:(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|sec|secs|seconds?)\b)?"
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,11 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
 def parse_retry_after_message(message: str) -> float | None:
     """The wait in a message such as "Please try again in 1.2s" or "in 20ms"."""
     match = _TRY_AGAIN.search(message or "")
-    if not match:
+    if not match or not (match.group(1) or match.group(2)):
         return None
-    value = float(match.group(1))
-    return value / 1000.0 if match.group(2).lower().startswith("m") else value
+    minutes = float(match.group(1) or 0) * 60.0
+    if not match.group(2):
+        return minutes
+    value = float(match.group(2))
+    unit = match.group(3).lower()
+    return minutes + (value / 1000.0 if unit.startswith("m") else value)

@@ -33,11 +33,14 @@ class ServerSentEvent:
 
 
 class SSEDecoder:
-    """Feed bytes in, get whole events out."""
+    """Feed bytes in, get whole events out. Linear in the input, however it is split:
+    each byte is scanned once, and an unfinished line is kept as a list of pieces."""
 
     def __init__(self) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self._pending = ""
+        self._pieces: list[str] = []
+        self._pending_size = 0
+        self._after_cr = False
         self._started = False
         self._data: list[str] = []
         self._event = ""
@@ -49,7 +52,7 @@ class SSEDecoder:
     @property
     def has_partial_event(self) -> bool:
         """Whether data has been read that no blank line has dispatched yet."""
-        return bool(self._data or self._pending.strip("\r\n"))
+        return bool(self._data or self._pending_size)
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Decode ``chunk`` and return the events it completed."""
@@ -58,33 +61,45 @@ class SSEDecoder:
             self._started = True
             if text.startswith("\ufeff"):
                 text = text[1:]
-        return self._lines(self._pending + text, final=False)
+        return self._lines(text)
 
     def end(self) -> list[ServerSentEvent]:
         """Flush at the end of the stream. An event not ended by a blank line is dropped,
         as the spec says; :attr:`has_partial_event` tells whether there was one."""
-        text = self._pending + self._decoder.decode(b"", final=True)
-        return self._lines(text, final=True)
+        return self._lines(self._decoder.decode(b"", final=True))
 
-    def _lines(self, text: str, *, final: bool) -> list[ServerSentEvent]:
+    def _lines(self, text: str) -> list[ServerSentEvent]:
         events: list[ServerSentEvent] = []
         pos = 0
-        while True:
-            match = _EOL.search(text, pos)
-            if match is None:
-                break
-            if match.group() == "\r" and match.end() == len(text) and not final:
-                break  # maybe the first half of \r\n: wait for the next chunk
-            event = self._line(text[pos : match.start()])
+        if self._after_cr:
+            # A \r ended the last chunk: a \n starting this one belongs to it.
+            self._after_cr = False
+            if text.startswith("\n"):
+                pos = 1
+        for match in _EOL.finditer(text, pos):
+            piece = text[pos : match.start()]
+            if self._pieces:
+                self._pieces.append(piece)
+                line = "".join(self._pieces)
+                self._pieces.clear()
+                self._pending_size = 0
+            else:
+                line = piece
             pos = match.end()
+            event = self._line(line)
             if event is not None:
                 events.append(event)
-        self._pending = text[pos:]
-        if len(self._pending) > MAX_LINE:
-            raise ProtocolError(
-                f"the server sent a line of more than {MAX_LINE // (1024 * 1024)} MiB "
-                "without an end; this is not an event stream"
-            )
+            if match.group() == "\r" and pos == len(text):
+                self._after_cr = True
+        rest = text[pos:]
+        if rest:
+            self._pieces.append(rest)
+            self._pending_size += len(rest)
+            if self._pending_size > MAX_LINE:
+                raise ProtocolError(
+                    f"the server sent a line of more than {MAX_LINE // (1024 * 1024)} MiB "
+                    "without an end; this is not an event stream"
+                )
         return events
 
     def _line(self, line: str) -> ServerSentEvent | None:
@@ -103,7 +118,7 @@ class SSEDecoder:
         elif field == "id":
             if "\0" not in value:
                 self._last_id = value
-        elif field == "retry" and value.isdigit():
+        elif field == "retry" and value.isascii() and value.isdigit():
             self._retry = int(value)
         return None
 

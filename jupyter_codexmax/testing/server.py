@@ -30,13 +30,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .._version import __version__
+from ..providers.base import SCRIPTED_SERVER_HEADER
 from ..secrets import MASK, is_sensitive_header
 from . import render
 from .script import Compaction, Fault, Reply, Script, ScriptError, load_script
 
 __all__ = ["RecordedRequest", "ScriptedModelServer"]
 
-SCRIPTED_HEADER = "x-codexmax-scripted"
+SCRIPTED_HEADER = SCRIPTED_SERVER_HEADER
 
 
 @dataclass
@@ -110,6 +111,8 @@ class ScriptedModelServer:
         self._stopping = threading.Event()
         self._sockets: set[socket.socket] = set()
         self._active = 0
+        #: Connections accepted so far (a client that reuses connections opens few).
+        self.connections_opened = 0
         self._ids = itertools.count(1)
         self._httpd = _HTTPServer((host, port), _Handler)
         self._httpd.owner = self
@@ -219,6 +222,7 @@ class ScriptedModelServer:
         with self._lock:
             if add:
                 self._sockets.add(sock)
+                self.connections_opened += 1
             else:
                 self._sockets.discard(sock)
 
