@@ -219,6 +219,60 @@ class CodexMax(Configurable):
         help="Seconds to wait for tiktoken's data before using the estimate instead.",
     ).tag(config=True)
 
+    # -- the agent ---------------------------------------------------------------------------
+    approval = Enum(
+        ["read-only", "ask", "auto"],
+        default_value="ask",
+        help="""What the agent may do without asking. ``read-only``: it reads; edits come
+        back as proposals. ``ask``: notebook edits are applied (undo restores them);
+        running cells, shell commands, kernel restarts and writing other files ask first
+        (headless runs cannot ask: they refuse, and tell the model). ``auto``: everything
+        inside the workspace. Environment: CODEXMAX_APPROVAL.""",
+    ).tag(config=True, env="CODEXMAX_APPROVAL")
+
+    workspace_root = Unicode(
+        "",
+        help="""The folder the agent may read and change. Default: the nearest folder
+        holding ``.git`` above the notebook, else the notebook's folder.""",
+    ).tag(config=True)
+
+    allow_destructive_outside_workspace = Bool(
+        False,
+        help="""Let shell commands delete, move or overwrite paths outside the workspace,
+        and run ``sudo``. Off: such commands are refused at every approval level.""",
+    ).tag(config=True)
+
+    cell_timeout = Float(
+        600.0,
+        help="""Seconds a cell may run before the kernel is interrupted (the model can
+        ask for less or more per run).""",
+    ).tag(config=True)
+
+    max_steps = Int(
+        200,
+        help="""Most requests to the model in one turn (one message from you); the turn
+        stops with an error past it.""",
+    ).tag(config=True)
+
+    tool_output_limit = Int(
+        24_000,
+        help="""Characters of one tool result kept for the model; longer results are cut
+        head and tail, with a marker saying how much was cut.""",
+    ).tag(config=True)
+
+    agents_md_limit = Int(
+        32_768,
+        help="""Bytes of AGENTS.md instructions (from the workspace root down to the
+        notebook's folder) added to the conversation.""",
+    ).tag(config=True)
+
+    kernel_keeps_api_key = Bool(
+        False,
+        help="""Leave the agent's API key variable in the kernel's environment, for
+        notebooks that call the same API themselves. Off: the kernel does not get it.
+        Either way, tool output is redacted before the model sees it.""",
+    ).tag(config=True)
+
     # ----------------------------------------------------------------------------------------
 
     def __init__(self, **kwargs: Any) -> None:

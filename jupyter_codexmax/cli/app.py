@@ -9,13 +9,15 @@ Exit status: 0 success, 1 the model or API failed, 2 a usage or configuration mi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from jupyter_core.application import JupyterApp, base_aliases, base_flags
-from traitlets import Bool, Int, Unicode
+from traitlets import Bool, Float, Int, Unicode
 
 from .._version import __version__
 from ..config import CONFIG_FILE_NAME, CodexMax, load_settings
@@ -249,6 +251,98 @@ class ScriptedServerApp(_Base):
         return serve(self, self.extra_args[0] if self.extra_args else None)
 
 
+class RunApp(_Base):
+    name = "jupyter-codexmax-run"
+    description = """Run the agent on notebooks, headless: for scripts, cron, CI and schedulers.
+
+    Each notebook gets its own agent and kernel; the task is the same for all. A live log
+    goes to standard error, a summary to standard output. Exit status: 0 when every
+    notebook is done, 1 when a notebook failed or was left incomplete (a cell still
+    failing, plan steps not done), 2 for a usage or configuration mistake or an
+    unreadable notebook."""
+    examples = """
+    jupyter codexmax run analysis.ipynb --task "Fix the failing cells"
+    jupyter codexmax run reports/*.ipynb --task-file refactor.md --full-auto --jobs 2 \\
+        --report report.json
+    """
+
+    task = Unicode("", help="The task for the agent ('-' reads it from standard input).").tag(
+        config=True
+    )
+    task_file = Unicode("", help="A file holding the task.").tag(config=True)
+    jobs = Int(1, help="Notebooks run at the same time.").tag(config=True)
+    timeout = Float(0.0, help="Seconds each notebook's run may take (0: no limit).").tag(
+        config=True
+    )
+    report = Unicode("", help="Write a JSON report of the run to this file.").tag(config=True)
+    quiet = Bool(False, help="No live log on standard error.").tag(config=True)
+
+    aliases = {
+        **_model_aliases,
+        "task": ("RunApp.task", "The task for the agent."),
+        "task-file": ("RunApp.task_file", "A file holding the task."),
+        "jobs": ("RunApp.jobs", "Notebooks run at the same time."),
+        "timeout": ("RunApp.timeout", "Seconds each notebook's run may take."),
+        "report": ("RunApp.report", "Write a JSON report to this file."),
+        "approval": ("CodexMax.approval", "read-only, ask (the default) or auto."),
+        "max-steps": ("CodexMax.max_steps", "Most model requests per notebook."),
+        "max-turns": ("CodexMax.max_steps", "The same as --max-steps."),
+        "cell-timeout": ("CodexMax.cell_timeout", "Seconds a cell may run."),
+        "workspace": ("CodexMax.workspace_root", "The folder the agent may change."),
+    }
+    flags = {
+        **base_flags,
+        "full-auto": (
+            {"CodexMax": {"approval": "auto"}},
+            "Allow everything inside the workspace (the same as --approval auto).",
+        ),
+        "quiet": ({"RunApp": {"quiet": True}}, "No live log."),
+    }
+
+    def _task_text(self) -> str:
+        if self.task and self.task_file:
+            raise UsageError("give --task or --task-file, not both")
+        if self.task_file:
+            try:
+                return Path(self.task_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise UsageError(f"cannot read {self.task_file}: {exc.strerror or exc}") from exc
+        if self.task == "-":
+            return sys.stdin.read().strip()
+        return self.task.strip()
+
+    def run(self) -> int:
+        if not self.extra_args:
+            raise UsageError(
+                "give one or more notebooks: jupyter codexmax run NOTEBOOK... --task TEXT"
+            )
+        task = self._task_text()
+        if not task:
+            raise UsageError("no task: give --task TEXT or --task-file FILE")
+        if self.jobs < 1:
+            raise UsageError("--jobs must be at least 1")
+        settings = self.settings()
+        settings.require_api_key()
+        settings.effort_for()
+        from .run import RunOptions, open_all, print_summary, run_notebooks
+
+        docs, problems = open_all(self.extra_args)
+        if problems:
+            for problem in problems:
+                print(f"jupyter-codexmax: error: {problem}", file=sys.stderr)
+            return EXIT_USAGE
+        options = RunOptions(
+            task=task,
+            jobs=self.jobs,
+            timeout=self.timeout or None,
+            report=self.report,
+            quiet=self.quiet,
+        )
+        status, outcomes = asyncio.run(run_notebooks(settings, docs, options))
+        print_summary(outcomes)
+        return status
+
+
 class CodexMaxApp(_Base):
     name = "jupyter-codexmax"
     description = """jupyter-codexmax: a coding agent for notebooks.
@@ -256,6 +350,7 @@ class CodexMaxApp(_Base):
     Settings come from jupyter_codexmax_config.py, the environment (OPENAI_API_KEY,
     OPENAI_BASE_URL, CODEXMAX_MODEL, ...) and flags, in that order of priority."""
     subcommands = {
+        "run": (RunApp, RunApp.description.splitlines()[0]),
         "ask": (AskApp, AskApp.description.splitlines()[0]),
         "doctor": (DoctorApp, DoctorApp.description.splitlines()[0]),
         "scripted-server": (ScriptedServerApp, "Run the scripted model server (not a model)."),

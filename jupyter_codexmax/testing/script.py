@@ -183,12 +183,22 @@ Step = Reply | Fault
 
 
 @dataclass
+class Conversation:
+    """Steps for the requests whose input contains ``match`` (one agent among several)."""
+
+    match: str
+    steps: list[Step]
+    position: int = 0
+
+
+@dataclass
 class Script:
     """A parsed script: the model steps and the compaction answers, in order."""
 
     steps: list[Step] = field(default_factory=list)
     compactions: list[Compaction] = field(default_factory=list)
     after_last: str = "error"
+    conversations: list[Conversation] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._next_step = 0
@@ -196,9 +206,23 @@ class Script:
 
     @property
     def remaining(self) -> int:
-        return len(self.steps) - self._next_step
+        return (
+            len(self.steps)
+            - self._next_step
+            + sum(len(c.steps) - c.position for c in self.conversations)
+        )
 
-    def next_step(self) -> Step | None:
+    def next_step(self, request_text: str = "") -> Step | None:
+        """The next step for a request: from the first conversation whose ``match`` is in
+        the request, else from the main steps."""
+        for conversation in self.conversations:
+            if conversation.match in request_text:
+                if conversation.position < len(conversation.steps):
+                    conversation.position += 1
+                    return conversation.steps[conversation.position - 1]
+                if self.after_last == "repeat" and conversation.steps:
+                    return conversation.steps[-1]
+                return None
         if self._next_step < len(self.steps):
             step = self.steps[self._next_step]
             self._next_step += 1
@@ -234,12 +258,36 @@ def load_script(source: Any, *, name: str = "script") -> Script:
         source = {"steps": source}
     if not isinstance(source, dict):
         raise ScriptError(f'{name}: a script is a JSON object with "steps" (or a list of steps)')
-    unknown = set(source) - {"steps", "compactions", "after_last", "comment"}
+    unknown = set(source) - {"steps", "compactions", "after_last", "comment", "conversations"}
     if unknown:
         raise ScriptError(
             f"{name}: unknown key(s) {sorted(unknown)}; use steps, compactions, after_last"
         )
-    steps_raw = source.get("steps", [])
+    steps = _steps(source.get("steps", []), name)
+    conversations: list[Conversation] = []
+    raw_conversations = source.get("conversations", [])
+    if not isinstance(raw_conversations, list):
+        raise ScriptError(f'{name}: "conversations" must be a list')
+    for number, raw in enumerate(raw_conversations, 1):
+        where = f"{name}: conversation {number}"
+        if not isinstance(raw, dict) or not isinstance(raw.get("match"), str) or not raw["match"]:
+            raise ScriptError(f'{where}: needs "match" (text found in its requests) and "steps"')
+        _check_keys(raw, {"match", "steps", "comment"}, where)
+        conversations.append(Conversation(raw["match"], _steps(raw.get("steps", []), where)))
+    compactions_raw = source.get("compactions", [])
+    if not isinstance(compactions_raw, list):
+        raise ScriptError(f'{name}: "compactions" must be a list')
+    compactions = [
+        _compaction(raw, f"{name}: compaction {number}")
+        for number, raw in enumerate(compactions_raw, 1)
+    ]
+    after_last = source.get("after_last", "error")
+    if after_last not in ("error", "repeat"):
+        raise ScriptError(f'{name}: "after_last" is "error" or "repeat"')
+    return Script(steps, compactions, after_last, conversations)
+
+
+def _steps(steps_raw: Any, name: str) -> list[Step]:
     if not isinstance(steps_raw, list):
         raise ScriptError(f'{name}: "steps" must be a list')
     steps: list[Step] = []
@@ -255,17 +303,7 @@ def load_script(source: Any, *, name: str = "script") -> Script:
         if not isinstance(repeat, int) or repeat < 1:
             raise ScriptError(f'{where}: "repeat" must be a whole number of at least 1')
         steps.extend([step] * repeat)
-    compactions_raw = source.get("compactions", [])
-    if not isinstance(compactions_raw, list):
-        raise ScriptError(f'{name}: "compactions" must be a list')
-    compactions = [
-        _compaction(raw, f"{name}: compaction {number}")
-        for number, raw in enumerate(compactions_raw, 1)
-    ]
-    after_last = source.get("after_last", "error")
-    if after_last not in ("error", "repeat"):
-        raise ScriptError(f'{name}: "after_last" is "error" or "repeat"')
-    return Script(steps, compactions, after_last)
+    return steps
 
 
 def _parse_json(text: str | bytes, name: str) -> Any:

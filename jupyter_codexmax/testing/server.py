@@ -201,9 +201,9 @@ class ScriptedModelServer:
         with self._lock:
             self.requests.append(request)
 
-    def _next_step(self) -> Reply | Fault | None:
+    def _next_step(self, request_text: str) -> Reply | Fault | None:
         with self._lock:
-            return self._script.next_step()
+            return self._script.next_step(request_text)
 
     def _next_compaction(self) -> Compaction:
         with self._lock:
@@ -520,7 +520,12 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _answer_model(self, record: RecordedRequest) -> None:
-        step = self.owner._next_step()
+        body = record.body
+        request_text = json.dumps(
+            [body.get("instructions"), body.get("input") or body.get("messages")],
+            ensure_ascii=False,
+        )
+        step = self.owner._next_step(request_text)
         if step is None:
             self._script_error(
                 record,

@@ -1,0 +1,219 @@
+"""The headless runner: one real kernel per notebook, through nbclient and jupyter_client.
+
+The kernel comes from the notebook's kernelspec (else ``python3``), runs with the
+notebook's folder as its working directory, starts on the first run and shuts down at the
+end. Outputs are stored in the cells as nbclient stores them (without timing metadata).
+
+- A cell that runs past its timeout is interrupted (nbclient sends the interrupt); if the
+  kernel ignores the interrupt for ``INTERRUPT_GRACE`` seconds more, it is restarted.
+- A kernel that dies is reported (status ``dead``); the next run starts a fresh one.
+- Cancelling a run (the user stops the agent) interrupts the kernel and waits for the cell
+  to stop before the cancellation goes on, so the kernel is left usable.
+- The kernel's environment is the user's, without the agent's own API key (see
+  :func:`jupyter_codexmax.secrets.kernel_environment`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .base import CellRun, CellRunner, KernelError
+
+__all__ = ["HeadlessRunner"]
+
+log = logging.getLogger("jupyter_codexmax.runners")
+
+#: Seconds a kernel gets to stop after an interrupt before it is restarted.
+INTERRUPT_GRACE = 10.0
+
+
+def _kernel_name(nb: Any) -> str:
+    spec = nb.metadata.get("kernelspec") if isinstance(nb.metadata, dict) else None
+    name = spec.get("name") if isinstance(spec, dict) else None
+    return str(name) if name else "python3"
+
+
+class HeadlessRunner(CellRunner):
+    """A kernel for one notebook, started on first use."""
+
+    def __init__(
+        self,
+        notebook_path: Path,
+        nb: Any,
+        *,
+        env: dict[str, str] | None = None,
+        startup_timeout: float = 60.0,
+        kernel_name: str | None = None,
+    ) -> None:
+        self.notebook_path = notebook_path
+        self.nb = nb
+        self.env = env
+        self.startup_timeout = startup_timeout
+        self._kernel_name = kernel_name or _kernel_name(nb)
+        self._client: Any = None
+        self._tmp: str | None = None
+        self.starts = 0
+
+    @property
+    def kernel_name(self) -> str:
+        return self._kernel_name
+
+    @property
+    def started(self) -> bool:
+        return self._client is not None
+
+    def _resolve_kernel(self) -> str:
+        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+        manager = KernelSpecManager()
+        try:
+            manager.get_kernel_spec(self._kernel_name)
+            return self._kernel_name
+        except NoSuchKernel:
+            available = sorted(manager.find_kernel_specs())
+            if self._kernel_name != "python3" and "python3" in available:
+                log.warning("kernel %r is not installed; using python3", self._kernel_name)
+                return "python3"
+            raise KernelError(
+                f"the notebook's kernel {self._kernel_name!r} is not installed "
+                f"(available: {', '.join(available) or 'none'})"
+            ) from None
+
+    async def _start(self) -> Any:
+        from jupyter_client.manager import AsyncKernelManager
+        from nbclient import NotebookClient
+
+        name = self._resolve_kernel()
+        # ipc sockets in a short private folder: no TCP ports, and no "running over TCP
+        # without encryption" message from the kernel.
+        self._tmp = tempfile.mkdtemp(prefix="cxk-")
+        km = AsyncKernelManager(kernel_name=name, transport="ipc", ip=os.path.join(self._tmp, "k"))
+        client = NotebookClient(
+            self.nb,
+            km=km,
+            kernel_name=name,
+            allow_errors=True,
+            interrupt_on_timeout=True,
+            record_timing=False,
+            startup_timeout=int(self.startup_timeout),
+            resources={"metadata": {"path": str(self.notebook_path.parent)}},
+        )
+        try:
+            await client.async_start_new_kernel(
+                cwd=str(self.notebook_path.parent),
+                env=dict(os.environ) if self.env is None else self.env,
+            )
+            await client.async_start_new_kernel_client()
+        except Exception as exc:
+            await self._cleanup(client)
+            raise KernelError(f"could not start the {name} kernel: {exc}") from exc
+        self.starts += 1
+        self._kernel_name = name
+        return client
+
+    async def _ensure(self) -> Any:
+        if self._client is None:
+            self._client = await self._start()
+        return self._client
+
+    async def run(self, doc: Any, index: int, timeout: float) -> CellRun:
+        from nbclient.exceptions import DeadKernelError
+
+        cell = doc.nb.cells[index]
+        cell_id = doc.cell_id(index)
+        if cell.get("cell_type") != "code" or not str(cell.get("source", "")).strip():
+            return CellRun(cell_id, "skipped", 0.0, note="not a code cell, or empty")
+        client = await self._ensure()
+        client.timeout = max(1, round(timeout))
+        client._display_id_map = {}  # display ids belong to this run's cells only
+        started = time.monotonic()
+        task = asyncio.ensure_future(client.async_execute_cell(cell, index))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=timeout + INTERRUPT_GRACE)
+        except asyncio.CancelledError:
+            await self._stop_task(client, task)
+            raise
+        duration = time.monotonic() - started
+        if not done:
+            await self._stop_task(client, task)
+            await self.restart()
+            return CellRun(
+                cell_id,
+                "timeout",
+                duration,
+                note=f"still running {INTERRUPT_GRACE:g} s after the interrupt at "
+                f"{timeout:g} s; the kernel was restarted (its variables "
+                "are gone)",
+            )
+        try:
+            task.result()
+        except DeadKernelError:
+            await self._discard()
+            return CellRun(
+                cell_id,
+                "dead",
+                duration,
+                outputs=list(cell.get("outputs") or []),
+                note="the kernel died while running this cell; its variables are "
+                "gone, and the next run starts a fresh kernel",
+            )
+        except Exception as exc:  # nbclient's own failures: report, keep going
+            await self._discard()
+            return CellRun(cell_id, "dead", duration, note=f"the kernel failed: {exc}")
+        return self._result(cell, cell_id, duration, timeout)
+
+    def _result(self, cell: Any, cell_id: str, duration: float, timeout: float) -> CellRun:
+        outputs = list(cell.get("outputs") or [])
+        error = next((o for o in outputs if o.get("output_type") == "error"), None)
+        run = CellRun(cell_id, "ok", duration, cell.get("execution_count"), outputs)
+        if error is not None:
+            run.error_name = str(error.get("ename", ""))
+            run.error_value = str(error.get("evalue", ""))
+            run.traceback = [str(t) for t in error.get("traceback") or []]
+            timed_out = run.error_name == "KeyboardInterrupt" and duration >= timeout
+            run.status = "timeout" if timed_out else "error"
+            if timed_out:
+                run.note = f"interrupted after {timeout:g} s (the cell's time limit)"
+        return run
+
+    async def _stop_task(self, client: Any, task: asyncio.Future[Any]) -> None:
+        """Interrupt the kernel and give the cell ``INTERRUPT_GRACE`` to stop."""
+        if task.done():
+            return
+        with contextlib.suppress(Exception):
+            await client.km.interrupt_kernel()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), INTERRUPT_GRACE)
+        except (asyncio.TimeoutError, Exception):
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    async def restart(self) -> None:
+        await self._discard()
+        self._client = await self._start()
+
+    async def _discard(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await self._cleanup(client)
+
+    async def _cleanup(self, client: Any) -> None:
+        with contextlib.suppress(Exception):
+            client.shutdown_kernel = "immediate"
+            if client.km is not None:
+                await client._async_cleanup_kernel()
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    async def shutdown(self) -> None:
+        await self._discard()

@@ -1,0 +1,114 @@
+"""The workspace: the folder the agent may read and change, and the paths inside it.
+
+The root is the nearest folder holding ``.git`` above the notebook, else the notebook's own
+folder, unless set explicitly. Every path a tool is given is resolved (``..``, symlinks,
+``~``) and must stay inside the root: ``../secrets``, ``/etc/passwd`` and a symlink that
+points out are all refused with a message the model can act on.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CodexmaxError
+
+__all__ = ["PathError", "Workspace", "find_root"]
+
+#: Folders the file tools skip when listing and searching (they can still be read by path).
+SKIPPED_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "node_modules",
+        "__pycache__",
+        ".ipynb_checkpoints",
+        ".venv",
+        "venv",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".pytest_cache",
+        ".tox",
+        ".nox",
+        "dist",
+        "build",
+        ".eggs",
+        ".cache",
+    }
+)
+
+
+class PathError(CodexmaxError):
+    """A path outside the workspace, or one that does not exist. Told to the model."""
+
+
+def find_root(start: Path) -> Path:
+    """The nearest folder at or above ``start`` that holds ``.git``; else ``start``."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return start
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A resolved root folder, and the rules for paths inside it."""
+
+    root: Path
+
+    @classmethod
+    def for_notebook(cls, notebook: Path, root: str | Path | None = None) -> Workspace:
+        if root:
+            resolved = Path(root).expanduser().resolve()
+            if not resolved.is_dir():
+                raise PathError(f"workspace root {root} is not a folder")
+            return cls(resolved)
+        return cls(find_root(notebook.expanduser().resolve().parent))
+
+    def resolve(
+        self, path: str | os.PathLike[str], *, must_exist: bool = False, base: Path | None = None
+    ) -> Path:
+        """``path`` (relative to ``base`` or the root) resolved, or :class:`PathError`."""
+        raw = os.fspath(path).strip()
+        if not raw:
+            raise PathError("empty path")
+        if "\0" in raw:
+            raise PathError("a path cannot contain a NUL character")
+        candidate = Path(raw).expanduser()
+        if not candidate.is_absolute():
+            candidate = (base or self.root) / candidate
+        resolved = candidate.resolve()
+        if not self.contains(resolved):
+            shown = self.display(resolved) if resolved.is_absolute() else raw
+            note = " (through a symlink)" if self._escapes_by_link(candidate) else ""
+            raise PathError(
+                f"{raw}: outside the workspace{note} ({shown} is not under {self.root}); "
+                "only paths inside the workspace can be used"
+            )
+        if must_exist and not resolved.exists():
+            raise PathError(f"{raw}: no such file or folder in the workspace")
+        return resolved
+
+    def contains(self, path: Path) -> bool:
+        return path == self.root or self.root in path.parents
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the root, with forward slashes (for the model)."""
+        try:
+            return path.relative_to(self.root).as_posix() or "."
+        except ValueError:
+            return str(path)
+
+    def display(self, path: Path) -> str:
+        return self.relative(path) if self.contains(path) else str(path)
+
+    def _escapes_by_link(self, candidate: Path) -> bool:
+        """Whether the plain (unresolved) path is inside but a link takes it out."""
+        try:
+            normal = Path(os.path.normpath(candidate))
+        except ValueError:
+            return False
+        return self.contains(normal)
