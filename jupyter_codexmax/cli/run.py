@@ -116,6 +116,14 @@ async def _run_one(
     except PathError as exc:
         outcome.error = str(exc)
         return outcome
+    if not doc.writable:
+        major, minor = doc.version
+        progress.line(
+            progress.job(name),
+            f"nbformat {major}.{minor}: the agent can read this "
+            "notebook but not change or run it (upgrade it with jupyter nbconvert "
+            "--to notebook --inplace)",
+        )
     runner = HeadlessRunner(doc.path, doc.nb, env=kernel_environment(settings))
     approver = RefusingApprover()
     agent = Agent(
@@ -194,13 +202,6 @@ def open_all(paths: list[str]) -> tuple[list[FileNotebook], list[str]]:
         if doc.path in seen:
             continue
         seen.add(doc.path)
-        if not doc.writable:
-            problems.append(
-                f"{doc.path}: nbformat {doc.version[0]}.{doc.version[1]} is read-only "
-                "for the agent; upgrade it first (jupyter nbconvert --to notebook "
-                "--inplace)"
-            )
-            continue
         docs.append(doc)
     return docs, problems
 

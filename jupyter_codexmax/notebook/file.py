@@ -16,13 +16,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
+import logging
 import os
 import stat
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,23 @@ def notebook_bytes(nb: Any) -> bytes:
     if not text.endswith("\n"):
         text += "\n"
     return text.encode("utf-8")
+
+
+@contextlib.contextmanager
+def quiet_nbformat() -> Iterator[None]:
+    """Keep nbformat from logging validation complaints while we read and convert: it logs
+    through the running Jupyter application's logger, which would print them; the
+    problems are collected (and reported once) by :func:`read_notebook_bytes` instead."""
+    from traitlets.log import get_logger
+
+    found = get_logger()
+    logger = found.logger if isinstance(found, logging.LoggerAdapter) else found
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def _reason(exc: BaseException) -> str:
@@ -69,8 +89,14 @@ def read_notebook_bytes(path: Path, raw: bytes) -> tuple[Any, list[str]]:
         raise NotebookError(f"{name}: not a notebook: the JSON is not an object")
     if "nbformat" not in data:
         raise NotebookError(f"{name}: not a notebook: it has no nbformat version")
+    if data.get("nbformat") == 4:
+        cells = data.get("cells")
+        if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
+            raise NotebookError(f"{name}: cannot be read: 'cells' is not a list of cells")
+        if not isinstance(data.get("metadata", {}), dict):
+            raise NotebookError(f"{name}: cannot be read: 'metadata' is not an object")
     problems: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, quiet_nbformat():
         warnings.simplefilter("always")
         try:
             nb = reader.reads(text)
@@ -160,7 +186,9 @@ class FileNotebook(NotebookDocument):
         if version[0] != 4:
             from nbformat import convert
 
-            nb = convert(copy.deepcopy(nb), 4)
+            with warnings.catch_warnings(), quiet_nbformat():
+                warnings.simplefilter("ignore")
+                nb = convert(copy.deepcopy(nb), 4)
         ids = session_ids(list(nb.cells), version >= (4, 5))
         return cls(target.resolve(), nb, ids, raw=raw, original_version=version, problems=problems)
 

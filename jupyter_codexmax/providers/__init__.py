@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .base import (
     CompactResult,
@@ -47,12 +47,13 @@ __all__ = [
 ]
 
 
-def open_provider(settings: CodexMax) -> Provider:
-    """The provider the settings choose (``CodexMax.provider``)."""
+def open_provider(settings: CodexMax, transport: Any = None) -> Provider:
+    """The provider the settings choose (``CodexMax.provider``). ``transport``, an
+    ``httpx.AsyncBaseTransport``, replaces the network (for tests and benchmarks)."""
     if settings.provider == "chat":
         from .chat import ChatProvider
 
-        return ChatProvider(settings)
+        return ChatProvider(settings, transport)
     from .responses import ResponsesProvider
 
-    return ResponsesProvider(settings)
+    return ResponsesProvider(settings, transport)

@@ -67,9 +67,11 @@ class HttpProvider(Provider):
     #: Path of the streaming endpoint, below the base URL.
     path: str
 
-    def __init__(self, settings: CodexMax) -> None:
+    def __init__(
+        self, settings: CodexMax, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         super().__init__(settings)
-        self.http = HttpClient(settings)
+        self.http = HttpClient(settings, transport)
         self.retry = RetryPolicy(
             max_retries=settings.max_retries,
             base_delay=settings.retry_base_delay,

@@ -73,9 +73,13 @@ _TAGS = re.compile(r"<[^>]+>")
 class HttpClient:
     """A pooled async HTTP client bound to one endpoint's settings."""
 
-    def __init__(self, settings: CodexMax) -> None:
+    def __init__(
+        self, settings: CodexMax, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self.settings = settings
         self._client: httpx.AsyncClient | None = None
+        #: A transport to use instead of the network (tests and benchmarks).
+        self.transport = transport
 
     def url(self, path: str) -> str:
         return self.settings.base_url + "/" + path.lstrip("/")
@@ -102,6 +106,7 @@ class HttpClient:
                 follow_redirects=False,
                 params=dict(s.extra_query),
                 verify=self._verify(),
+                transport=self.transport,
             )
         return self._client
 

@@ -52,4 +52,4 @@ class UpdatePlan(Tool):
         explanation = str(args.get("explanation") or "")
         ctx.emit(PlanUpdated(steps, explanation))
         done = sum(1 for s in steps if s["status"] == "completed")
-        return ToolResult("plan updated", f"{done}/{len(steps)} steps done")
+        return ToolResult(f"plan updated: {done}/{len(steps)} steps done", "")
