@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..workspace import SKIPPED_DIRS, PathError
+from ..workspace import SKIPPED_DIRS, PathError, Workspace
 from .registry import Tool, ToolContext, ToolError, ToolResult
 
 __all__ = ["ListFiles", "ReadFile", "SearchFiles"]
@@ -28,13 +28,16 @@ def _is_binary(path: Path) -> bool:
         return True
 
 
-def _walk(root: Path, glob: str | None) -> list[Path]:
-    """Files under ``root`` (skipping caches, VCS and environment folders), sorted."""
+def _walk(root: Path, glob: str | None, workspace: Workspace) -> list[Path]:
+    """Files under ``root`` (skipping caches, VCS and environment folders), sorted. A
+    symlink whose target is outside the workspace is left out, as if it were not there."""
     found: list[Path] = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
         for name in sorted(files):
             path = Path(folder) / name
+            if path.is_symlink() and not workspace.contains(path.resolve()):
+                continue
             if glob:
                 rel = path.relative_to(root).as_posix()
                 if not (fnmatch.fnmatch(rel, glob) or fnmatch.fnmatch(name, glob)):
@@ -66,7 +69,7 @@ class ListFiles(Tool):
             raise ToolError(str(exc)) from exc
         if root.is_file():
             return ToolResult(f"{ws.relative(root)} ({root.stat().st_size:,} bytes)", "1 file")
-        files = _walk(root, args.get("glob"))
+        files = _walk(root, args.get("glob"), ws)
         lines = []
         for path in files[:MAX_LIST]:
             try:
@@ -117,7 +120,7 @@ class SearchFiles(Tool):
             root = ws.resolve(args.get("path") or ".", must_exist=True)
         except PathError as exc:
             raise ToolError(str(exc)) from exc
-        files = [root] if root.is_file() else _walk(root, args.get("glob"))
+        files = [root] if root.is_file() else _walk(root, args.get("glob"), ws)
         matches: list[str] = []
         total = 0
         for path in files:

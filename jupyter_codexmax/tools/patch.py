@@ -36,9 +36,17 @@ __all__ = ["ApplyPatch", "FileChange", "apply_patch_text", "parse_patch"]
 @dataclass
 class Chunk:
     header: str | None
-    old: list[str] = field(default_factory=list)
-    new: list[str] = field(default_factory=list)
+    #: The hunk's lines in order: (" " context, "-" removed, "+" added, text).
+    lines: list[tuple[str, str]] = field(default_factory=list)
     at_end: bool = False
+
+    @property
+    def old(self) -> list[str]:
+        return [text for marker, text in self.lines if marker != "+"]
+
+    @property
+    def new(self) -> list[str]:
+        return [text for marker, text in self.lines if marker != "-"]
 
 
 @dataclass
@@ -119,13 +127,8 @@ def parse_patch(text: str) -> list[FileOp]:
                         chunk = Chunk(None)
                         op.chunks.append(chunk)
                     marker, rest = (current[:1], current[1:]) if current else (" ", "")
-                    if marker == " ":
-                        chunk.old.append(rest)
-                        chunk.new.append(rest)
-                    elif marker == "-":
-                        chunk.old.append(rest)
-                    elif marker == "+":
-                        chunk.new.append(rest)
+                    if marker in (" ", "-", "+"):
+                        chunk.lines.append((marker, rest))
                     else:
                         raise ToolError(
                             f"Update File {op.path}: line {i + 2} of the patch starts with "
@@ -206,21 +209,35 @@ def _update(path: str, text: str, op: FileOp) -> str:
                 f"{where}: these lines are not in the file (read it again and "
                 f"copy them exactly):\n{expected}"
             )
-        lines[index : index + len(chunk.old)] = chunk.new
-        cursor = index + len(chunk.new)
+        # Context lines keep the file's own text: a loose match (other indentation,
+        # trailing space) must not rewrite lines the patch did not mean to change.
+        replacement: list[str] = []
+        position = index
+        for marker, line in chunk.lines:
+            if marker == " ":
+                replacement.append(lines[position])
+                position += 1
+            elif marker == "-":
+                position += 1
+            else:
+                replacement.append(line)
+        lines[index : index + len(chunk.old)] = replacement
+        cursor = index + len(replacement)
     result = "\n".join(lines) + ("\n" if trailing or not lines else "")
     return result.replace("\n", "\r\n") if crlf else result
 
 
 def _diff(name: str, before: str, after: str) -> str:
+    """A unified diff, marking a last line without a newline as ``diff -u`` does."""
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True),
+        after.splitlines(keepends=True),
+        fromfile=f"a/{name}",
+        tofile=f"b/{name}",
+        n=2,
+    )
     return "".join(
-        difflib.unified_diff(
-            before.splitlines(keepends=True),
-            after.splitlines(keepends=True),
-            fromfile=f"a/{name}",
-            tofile=f"b/{name}",
-            n=2,
-        )
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
     )
 
 
@@ -264,6 +281,11 @@ def apply_patch_text(workspace: Workspace, text: str) -> list[FileChange]:
                 raise ToolError(str(exc)) from exc
             if new_path.exists() and new_path != path:
                 raise ToolError(f"{workspace.relative(new_path)} already exists")
+            if new_path.suffix == ".ipynb":
+                raise ToolError(
+                    f"{workspace.relative(new_path)}: a file cannot be moved onto a notebook; "
+                    "notebooks are changed with edit_notebook"
+                )
         changes.append(
             FileChange(path, before, new_text.encode(), new_path, _diff(name, old_text, new_text))
         )

@@ -120,18 +120,19 @@ def check_command(
     except ValueError as exc:
         return f"the command cannot be read ({exc})"
     for simple in commands:
-        # Leading VAR=value assignments.
-        skip = 0
-        while skip < len(simple) and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", simple[skip]):
-            skip += 1
-        words = simple[skip:]
+        words = _strip_wrappers(simple)
         if not words:
             continue
         verb = os.path.basename(words[0])
         if verb in SYSTEM or verb.startswith("mkfs"):
             return f"{verb} is never run by the agent"
-        targets: list[str] = []
         args = words[1:]
+        if verb in ("cd", "pushd"):
+            # Later commands on the line run there: judge their paths from it.
+            target = args[0] if args and not args[0].startswith("-") else "~"
+            cwd = _resolve(target, cwd, env) or cwd
+            continue
+        targets: list[str] = []
         for i, word in enumerate(args):
             redirect = word in _REDIRECTS or (word.endswith(">") and word[:-1].isdigit())
             if redirect and i + 1 < len(args):
@@ -143,6 +144,88 @@ def check_command(
             if problem:
                 return f"{verb} would change {problem}, outside the workspace"
     return None
+
+
+#: Words that run the command after them: the guard reads through them.
+_WRAPPERS = frozenset(
+    {
+        "time",
+        "exec",
+        "command",
+        "builtin",
+        "nohup",
+        "nice",
+        "ionice",
+        "stdbuf",
+        "timeout",
+        "xargs",
+        "env",
+        "then",
+        "do",
+        "else",
+        "elif",
+        "if",
+        "while",
+        "until",
+        "{",
+        "}",
+        "!",
+        "sudo",
+        "doas",
+    }
+)
+#: Wrappers whose options take a value (``nice -n 5``, ``timeout -s KILL 10``).
+_VALUE_OPTIONS = {
+    "nice": {"-n"},
+    "ionice": {"-c", "-n"},
+    "timeout": {"-s", "-k"},
+    "xargs": {"-I", "-n", "-P", "-d", "-L", "-s"},
+    "env": {"-u", "-C"},
+    "stdbuf": {"-i", "-o", "-e"},
+}
+
+
+def _strip_wrappers(words: list[str]) -> list[str]:
+    """The command itself: without ``VAR=value`` prefixes and the wrappers and shell
+    keywords in front of it (``time``, ``env X=1``, ``nice -n 5``, ``do``, ``{``...)."""
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", word):
+            i += 1
+            continue
+        name = os.path.basename(word)
+        if name in ("sudo", "doas"):
+            return words[i:]  # refused as a verb of its own
+        if name not in _WRAPPERS:
+            break
+        i += 1
+        takes_value = _VALUE_OPTIONS.get(name, set())
+        while i < len(words) and words[i].startswith("-"):
+            i += 2 if words[i] in takes_value else 1
+        if name == "timeout" and i < len(words) and re.match(r"^[0-9.]+[smhd]?$", words[i]):
+            i += 1
+    return words[i:]
+
+
+def _resolve(target: str, cwd: Path, env: dict[str, str]) -> Path | None:
+    expanded = os.path.expanduser(_expand(target, env))
+    if "$" in expanded:
+        return None
+    path = Path(expanded)
+    if not path.is_absolute():
+        path = cwd / path
+    resolved = Path(os.path.normpath(path))
+    with contextlib.suppress(OSError):
+        resolved = resolved.resolve()
+    return resolved
+
+
+def _expand(text: str, env: dict[str, str]) -> str:
+    """``$VAR`` and ``${VAR}`` from ``env`` (unknown ones are left as they are)."""
+    return re.sub(
+        r"\$(\w+)|\$\{(\w+)\}", lambda m: env.get(m.group(1) or m.group(2), m.group(0)), text
+    )
 
 
 def _path_arguments(verb: str, args: list[str]) -> list[str]:
@@ -191,20 +274,18 @@ def _path_arguments(verb: str, args: list[str]) -> list[str]:
 def _outside(target: str, cwd: Path, workspace: Workspace, env: dict[str, str]) -> str | None:
     if target in _HARMLESS_TARGETS:
         return None
-    expanded = os.path.expanduser(os.path.expandvars(target))
+    expanded = os.path.expanduser(_expand(target, env))
     if "$" in expanded:
         return f"{target} (an unknown variable)"
-    # A glob: judge the folder it starts in.
+    # A glob: judge the folder it starts in (``/*`` starts in ``/``).
     for i, ch in enumerate(expanded):
         if ch in "*?[":
-            expanded = expanded[:i].rsplit("/", 1)[0] if "/" in expanded[:i] else "."
+            head = expanded[:i]
+            expanded = (head.rsplit("/", 1)[0] or "/") if "/" in head else "."
             break
-    path = Path(expanded)
-    if not path.is_absolute():
-        path = cwd / path
-    resolved = Path(os.path.normpath(path))
-    with contextlib.suppress(OSError):
-        resolved = resolved.resolve()
+    resolved = _resolve(expanded, cwd, env)
+    if resolved is None:
+        return f"{target} (an unknown variable)"
     if workspace.contains(resolved):
         return None
     return str(resolved)
