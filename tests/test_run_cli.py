@@ -327,3 +327,51 @@ def test_missing_key_exits_2(tmp_path: Path, scripted_server: ScriptedModelServe
     )
     assert result.returncode == 2
     assert "OPENAI_API_KEY" in result.stderr
+
+
+def test_the_time_limit_stops_a_notebook(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    import time
+
+    path = make_notebook(tmp_path / "slow.ipynb", [("a", "code", "import time\ntime.sleep(120)")])
+    scripted_server.load([{"calls": [call("run_cells", {"all": True})]}, {"text": "never"}])
+    started = time.monotonic()
+    result = run([str(path), "--task", "run it", "--full-auto", "--timeout", "4"], scripted_server)
+    assert result.returncode == 1
+    assert "time limit (4 s)" in result.stdout
+    assert time.monotonic() - started < 60
+    outputs = cells_by_id(path)["a"]["outputs"]
+    assert outputs and outputs[-1]["ename"] == "KeyboardInterrupt", "interrupted, then saved"
+
+
+def test_the_live_log_on_a_terminal_and_off_it() -> None:
+    import io
+
+    from jupyter_codexmax.agent import events as ev
+    from jupyter_codexmax.cli.progress import Progress
+
+    script = [
+        ev.TurnStarted(1, "fix it"),
+        ev.StepStarted(1, 1),
+        ev.ToolCallStarted("c1", "run_cells", {}, "run_cells a b"),
+        ev.CellRan("a", "error", 0.4, 1, "", "ValueError: bad"),
+        ev.ToolCallFinished("c1", "run_cells", False, "a error", 0.5),
+        ev.UsageUpdated(1000, 0, 50, 10, 1000, 50, 1050, 272_000),
+        ev.TurnFinished(1, "done", "ok", 1),
+    ]
+    for tty in (True, False):
+        stream = io.StringIO()
+        progress = Progress(stream, tty=tty)
+        handle = progress.handler("nb.ipynb")
+        for event in script:
+            handle(event)
+        progress.close()
+        text = stream.getvalue()
+        assert "[nb.ipynb] task: fix it" in text
+        assert "[nb.ipynb]    cell a error ValueError: bad (0.4s)" in text
+        assert "!! run_cells a b -> a error (0.5s)" in text
+        assert "[nb.ipynb] done after 1 steps" in text
+        assert ("\x1b[K" in text) is tty, "the status line is drawn only on a terminal"
+        if tty:
+            assert "nb.ipynb: run_cells a b (step 1" in text

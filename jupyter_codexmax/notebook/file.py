@@ -89,6 +89,14 @@ def read_notebook_bytes(path: Path, raw: bytes) -> tuple[Any, list[str]]:
         raise NotebookError(f"{name}: not a notebook: the JSON is not an object")
     if "nbformat" not in data:
         raise NotebookError(f"{name}: not a notebook: it has no nbformat version")
+    for key in ("nbformat", "nbformat_minor"):
+        value = data.get(key)
+        if (
+            key in data
+            and value is not None
+            and (not isinstance(value, int) or isinstance(value, bool))
+        ):
+            raise NotebookError(f"{name}: cannot be read: {key} {value!r} is not a number")
     if data.get("nbformat") == 4:
         cells = data.get("cells")
         if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import difflib
 from typing import Any
@@ -149,10 +150,12 @@ class EditNotebook(Tool):
             raise
         applied = not ctx.propose_only
         edited = ctx.state.setdefault("edited_since_run", set())
+        short_to_full = {target.short_id(i): cid for i, cid in enumerate(target.ids)}
         for cell_id, action, diff in results:
             ctx.emit(CellEdited(cell_id, action, diff, applied=applied))  # type: ignore[arg-type]
-            if applied and action in ("insert", "replace"):
-                edited.add(cell_id)
+            if applied and action in ("insert", "replace") and cell_id in short_to_full:
+                # Full ids: short ones can change as cells come and go.
+                edited.add(short_to_full[cell_id])
             ctx.state.setdefault("cells_touched", set()).add(cell_id)
         if applied:
             await doc.save()
@@ -212,7 +215,8 @@ async def _apply(doc: NotebookDocument, edit: dict[str, Any]) -> tuple[str, str,
     if action == "move":
         if "after" not in edit:
             raise ToolError("move needs 'after' (a cell id, or '' for the top)")
-        if edit["after"] and doc.index_of(edit["after"]) == index:
+        after = str(edit["after"]).strip()
+        if after not in ("", "top", "start") and doc.index_of(after) == index:
             raise ToolError("a cell cannot be moved after itself")
         target = _position_after(doc, edit["after"])
         if target > index:
@@ -341,6 +345,12 @@ class RunCells(Tool):
                 result = await ctx.runner.run(doc, index, timeout)
             except KernelError as exc:
                 raise ToolError(str(exc)) from exc
+            except asyncio.CancelledError:
+                # Stopped: the runner interrupted the cell and waited for it; keep what it
+                # printed (and its KeyboardInterrupt), as Jupyter would.
+                await doc.outputs_changed(doc.cell_id(index))
+                await doc.save()
+                raise
             if result.status == "skipped":
                 continue
             await doc.outputs_changed(doc.cell_id(index))
