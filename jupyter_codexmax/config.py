@@ -266,6 +266,51 @@ class CodexMax(Configurable):
         notebook's folder) added to the conversation.""",
     ).tag(config=True)
 
+    # -- long sessions ------------------------------------------------------------------------
+    compaction = Enum(
+        ["auto", "local"],
+        default_value="auto",
+        help="""How the history is compacted. ``auto``: the server's compaction endpoint
+        (``POST /responses/compact``) where the provider has one, else (or when it fails) a
+        hand-off summary written by the model. ``local``: always the summary.""",
+    ).tag(config=True)
+
+    compaction_threshold = Float(
+        0.9,
+        help="""Compact before a request when the context would pass this share of the
+        model's window (the server's last report plus an estimate of what was added).""",
+    ).tag(config=True)
+
+    compaction_user_budget = Int(
+        20_000,
+        help="""Tokens of the most recent user messages kept word for word through a
+        compaction (and stored with the session).""",
+    ).tag(config=True)
+
+    compaction_max_attempts = Int(
+        3,
+        help="""Compactions tried in a row before giving up with an error, when one does
+        not bring the context under the threshold.""",
+    ).tag(config=True)
+
+    session_cap = Int(
+        65_536,
+        help="""Bytes the session record may take in the notebook's metadata; over it, the
+        oldest parts are dropped (see docs/session.md).""",
+    ).tag(config=True)
+
+    journal = Bool(
+        True,
+        help="""Keep each session's full transcript as JSON lines in the Jupyter data folder
+        (``codexmax/sessions/``), for audit and exact resume on this machine.""",
+    ).tag(config=True)
+
+    prices = Dict(
+        help="""Prices for the cost estimate, in US dollars per million tokens, by model:
+        ``{"my-model": {"input": 1.25, "cached_input": 0.125, "output": 10.0}}``. Known
+        OpenAI models have list prices built in.""",
+    ).tag(config=True)
+
     kernel_keeps_api_key = Bool(
         False,
         help="""Leave the agent's API key variable in the kernel's environment, for

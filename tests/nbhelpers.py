@@ -90,3 +90,12 @@ class Session:
 
     async def close(self) -> None:
         await self.agent.aclose()
+
+
+def without_session(path: Path) -> bytes:
+    """The notebook's bytes as our writer makes them, without the agent's metadata key."""
+    from jupyter_codexmax.notebook.file import _from_v4_dict, notebook_bytes
+
+    nb = _from_v4_dict(json.loads(path.read_text()))
+    nb.metadata.pop("codexmax", None)
+    return notebook_bytes(nb)

@@ -1,67 +1,62 @@
 """The agent core: operations in, events out. Async; no UI; never prints.
 
 Operations: :meth:`Agent.run_turn` (a user message), :meth:`Agent.stop`,
-:meth:`Agent.resolve_approval`, :meth:`Agent.undo`. Everything that happens is sent, as
-:mod:`.events`, to the ``on_event`` callback; every surface renders those.
+:meth:`Agent.resolve_approval`, :meth:`Agent.undo`, :meth:`Agent.compact`. Everything that
+happens is sent, as :mod:`.events`, to the ``on_event`` callback; every surface renders those.
 
 A turn is a loop of *steps*: send the history to the model, stream its answer, run the
 function calls it made, add their outputs, and go again, until the model answers without
-calling a tool (done), the user stops it, or a fatal error ends it. The history keeps its
-invariant at every exit: every function call has an output (an interrupted one gets
-"aborted"). Tool errors the model can fix go back to it as the tool's output.
+calling a tool (done), the user stops it, or a fatal error ends it. Before each request the
+context is measured, and compacted when it would pass the threshold; a request refused as
+too long is compacted and sent again once. The history keeps its invariant at every exit:
+every function call has an output (an interrupted one gets "aborted"). After every turn the
+session is saved with the notebook and the journal marks it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 import os
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .. import secrets
-from ..errors import CodexmaxError, ModelError
-from ..notebook.document import CellNotFound, Checkpoint, NotebookDocument, NotebookReadOnly
-from ..notebook.view import cut_text
-from ..providers import (
-    Completed,
-    ModelRequest,
-    OutputItem,
-    Provider,
-    Retrying,
-    open_provider,
-)
+from ..errors import CodexmaxError, ContextLengthExceeded, ModelError
+from ..notebook.document import NotebookDocument
+from ..providers import Completed, ModelRequest, OutputItem, Provider, Retrying, open_provider
 from ..providers import ReasoningDelta as ModelReasoningDelta
 from ..providers import TextDelta as ModelTextDelta
 from ..providers.base import Item, Usage
 from ..providers.items import function_call_output, message_text, user_message
-from ..tools import ToolContext, ToolError, ToolRegistry, ToolResult, default_tools
-from ..tools.registry import Access
-from ..workspace import PathError, Workspace
+from ..session.journal import Journal, history_at
+from ..session.store import SessionRecord, now
+from ..tools import ToolRegistry, default_tools
+from ..workspace import Workspace
 from . import events as ev
-from .approvals import (
-    ApprovalRequest,
-    Approver,
-    FutureApprover,
-    RefusingApprover,
-    next_request_id,
-    policy,
-)
+from .accounting import ContextMeter, cost_of, price_for
+from .approvals import Approver, FutureApprover, RefusingApprover
+from .compaction import CompactionError, compact_history
+from .dispatch import Dispatcher, TurnUndo
 from .instructions import agents_md, build_instructions, context_message
+from .ledger import Ledger
+from .session import SaveSession, build_record, notebook_saver, resumed_history, stored_messages
+from .tokens import TokenCounter
 
 if TYPE_CHECKING:
     from ..config import CodexMax
     from ..runners.base import CellRunner
 
-__all__ = ["Agent", "TurnResult"]
+__all__ = ["ABORTED", "Agent", "TurnResult"]
 
 ABORTED = "aborted: the user stopped the turn before this call finished"
+NOT_RUN = "not run: the turn ended with an error before this call finished"
 
 log = logging.getLogger("jupyter_codexmax.agent")
 
@@ -75,12 +70,6 @@ class TurnResult:
     steps: int = 0
     error: str | None = None
     usage: Usage = field(default_factory=Usage)
-
-
-@dataclass
-class _TurnUndo:
-    notebook: Checkpoint | None
-    files: dict[Path, bytes | None] = field(default_factory=dict)
 
 
 class Agent:
@@ -98,7 +87,8 @@ class Agent:
         on_event: Callable[[ev.Event], None] | None = None,
         tools: ToolRegistry | None = None,
         approval: str | None = None,
-        session_id: str | None = None,
+        resume: SessionRecord | None = None,
+        save_session: SaveSession | None = None,
     ) -> None:
         self.settings = settings
         self.workspace = workspace
@@ -110,22 +100,49 @@ class Agent:
             FutureApprover() if self.approval == "ask" else RefusingApprover()
         )
         self.tools = tools or default_tools()
-        self.session_id = session_id or uuid.uuid4().hex
         self._on_event = on_event
-        self.history: list[Item] = []
         self.instructions = build_instructions(self.approval)
+        self.counter = TokenCounter.from_settings(settings)
+        self.meter = ContextMeter(
+            self.counter, settings.model_info().context_window, settings.compaction_threshold
+        )
+        self.ledger = Ledger()
+        self.dispatcher = Dispatcher(self)
+        self.session_id = uuid.uuid4().hex
+        self.created = now()
+        self.history: list[Item] = []
         self.turns = 0
         self.steps = 0
+        self.compactions = 0
         self.usage_total = Usage()
+        self.cost = 0.0
         self.last_usage: Usage | None = None
+        self.last_summary: Item | None = None
         self.tools_used: Counter[str] = Counter()
         self.state: dict[str, Any] = {}
-        self._undo: list[_TurnUndo] = []
-        self._current_undo: _TurnUndo | None = None
-        self._session_approvals: set[str] = set()
+        self._undo: list[TurnUndo] = []
         self._task: asyncio.Task[TurnResult] | None = None
+        self._last_result: TurnResult | None = None
         self._stopping = False
         self._secret_values = secrets.credential_values(os.environ)
+        self._fixed_tokens: int | None = None
+        if save_session is None and notebook is not None:
+            save_session = notebook_saver(notebook)
+        self._save_session = save_session
+        if resume is not None:
+            self._resume(resume)
+        self.journal = Journal(self.session_id) if settings.journal else None
+        if self.journal is not None:
+            self.journal.write(
+                "start",
+                session_id=self.session_id,
+                notebook=str(notebook.path) if notebook else None,
+                model=settings.model,
+                provider=settings.provider,
+                resumed=resume is not None,
+            )
+            if self.history:
+                self.journal.write("replace", items=self.history, reason="resume")
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -134,15 +151,15 @@ class Agent:
     ) -> TurnResult:
         """Send ``message`` and work until the turn ends. Returns how it ended; a stop ends
         it with status ``stopped``."""
-        if self._task is not None and not self._task.done():
-            raise CodexmaxError("a turn is already running")
+        self._idle_or_raise()
         self._stopping = False
+        self._last_result = None
         self._task = asyncio.ensure_future(self._turn(message, model, effort))
         try:
             return await asyncio.shield(self._task)
         except asyncio.CancelledError:
             if self._stopping and self._task.cancelled():
-                return TurnResult("stopped", steps=self.steps)
+                return self._last_result or TurnResult("stopped")
             self._task.cancel()
             with contextlib.suppress(BaseException):
                 await self._task
@@ -162,45 +179,108 @@ class Agent:
             return self.approver.resolve(request_id, decision)  # type: ignore[arg-type]
         return False
 
+    async def compact(self) -> str:
+        """Compact the history now (between turns), and save the session."""
+        self._idle_or_raise()
+        if not self.history:
+            return "nothing to compact"
+        before = self.context_tokens()
+        await self._compact("requested", before)
+        await self._persist("compacted")
+        return f"compacted: {before:,} -> {self.context_tokens():,} tokens"
+
     async def undo(self) -> str:
-        """Put the notebook and files back as they were before the last turn's changes."""
+        """Put the notebook and files back as they were before the last turn's changes.
+
+        Refused, with nothing changed, when any of them was changed since by someone else:
+        undo never overwrites later work."""
+        self._idle_or_raise()
         if not self._undo:
             return "nothing to undo"
-        record = self._undo.pop()
-        restored: list[str] = []
-        if record.notebook is not None and self.notebook is not None:
-            await self.notebook.restore(record.notebook)
-            await self.notebook.save()
-            restored.append(self.notebook.path.name)
-        for path, content in record.files.items():
-            from ..notebook.file import atomic_write
+        from ..notebook.file import atomic_write
 
+        record = self._undo[-1]
+        conflicts = [self.workspace.relative(p) for p in record.conflicts()]
+        doc = self.notebook if record.notebook is not None else None
+        if doc is not None and doc.changed_elsewhere():
+            conflicts.insert(0, doc.path.name)
+        if conflicts:
+            raise CodexmaxError(
+                f"cannot undo: {', '.join(conflicts)} changed since the agent's last turn; "
+                "nothing was undone"
+            )
+        restored: list[str] = []
+        if doc is not None and record.notebook is not None:
+            await doc.restore(record.notebook)
+            await doc.save()
+            restored.append(doc.path.name)
+        for path, content in record.files.items():
             if content is None:
                 path.unlink(missing_ok=True)
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write(path, content)
             restored.append(self.workspace.relative(path))
+        self._undo.pop()
         note = (
             "The user undid the changes of your last turn: "
             + (", ".join(restored) or "nothing")
             + " restored as before it. The kernel's "
             "variables were not undone."
         )
-        self.history.append(user_message(note, role="developer"))
-        self._emit(ev.Notice(f"undone: {', '.join(restored) or 'nothing'}"))
+        self._extend([user_message(note, role="developer")])
+        self.emit(ev.Notice(f"undone: {', '.join(restored) or 'nothing'}"))
+        await self._persist("undone")
         return note
 
-    # -- the turn -----------------------------------------------------------------------------
+    def _idle_or_raise(self) -> None:
+        if self._task is not None and not self._task.done():
+            raise CodexmaxError("a turn is already running")
 
-    def _emit(self, event: ev.Event) -> None:
+    # -- events, history, secrets -------------------------------------------------------------
+
+    def emit(self, event: ev.Event) -> None:
+        """Send an event to the surfaces (and the ledger), with every secret masked."""
+        event = self._redact_event(event)
+        self.ledger.observe(event)
         if self._on_event is not None:
             self._on_event(event)
 
     def redact(self, text: str) -> str:
         return secrets.redact(text, self._secret_values)
 
-    def _start_context(self) -> None:
+    def redact_value(self, value: Any) -> Any:
+        """``value`` (strings, lists, dicts) with every secret masked."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {k: self.redact_value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.redact_value(v) for v in value]
+        return value
+
+    def _redact_event(self, event: ev.Event) -> ev.Event:
+        changes = {}
+        for item in dataclasses.fields(event):
+            value = getattr(event, item.name)
+            if isinstance(value, (str, dict, list)):
+                cleaned = self.redact_value(value)
+                if cleaned != value:
+                    changes[item.name] = cleaned
+        return dataclasses.replace(event, **changes) if changes else event
+
+    def _extend(self, items: Sequence[Item]) -> None:
+        self.history.extend(items)
+        if self.journal is not None and items:
+            self.journal.write("items", items=list(items))
+
+    def _replace(self, items: list[Item], reason: str) -> None:
+        self.history = items
+        if self.journal is not None:
+            self.journal.write("replace", items=items, reason=reason)
+
+    def _head(self) -> list[Item]:
+        """What a rebuilt history starts with: where the agent is, and the ledger."""
         from ..notebook.view import notebook_heading
 
         doc = self.notebook
@@ -212,85 +292,33 @@ class Agent:
             agents=agents_md(self.workspace, folder, self.settings.agents_md_limit),
             kernel=self.runner.kernel_name if self.runner is not None else None,
         )
-        self.history.append(user_message(self.redact(text), role="developer"))
+        head = [user_message(self.redact(text), role="developer")]
+        if self.ledger.task:
+            head.append(user_message(self.redact(self.ledger.render()), role="developer"))
+        return head
 
-    async def _turn(self, message: str, model: str | None, effort: str | None) -> TurnResult:
-        self.turns += 1
-        turn = self.turns
-        self._current_undo = None
-        self._emit(ev.TurnStarted(turn, message))
-        if not self.history:
-            self._start_context()
-        self.history.append(user_message(message))
-        steps = 0
-        usage = Usage()
-        try:
-            while True:
-                if steps >= self.settings.max_steps:
-                    raise CodexmaxError(
-                        f"stopped after {steps} requests to the model (CodexMax.max_steps)"
-                    )
-                steps += 1
-                self.steps += 1
-                self._emit(ev.StepStarted(turn, steps))
-                items, completed = await self._sample(model, effort)
-                if completed is not None and completed.usage is not None:
-                    usage = usage + completed.usage
-                    self._account(completed.usage)
-                self.history.extend(items)
-                calls = [i for i in items if i.get("type") == "function_call"]
-                if completed is not None and completed.status == "incomplete" and not calls:
-                    raise CodexmaxError(
-                        "the model's answer was cut short "
-                        f"({completed.incomplete_reason or 'incomplete'})"
-                    )
-                if not calls:
-                    final = "".join(message_text(i) for i in items if i.get("type") == "message")
-                    result = TurnResult("done", final, steps, usage=usage)
-                    self._finish(turn, result)
-                    return result
-                for call in calls:
-                    self.history.append(await self._dispatch(call))
-        except asyncio.CancelledError:
-            self._close_open_calls()
-            self._finish(turn, TurnResult("stopped", steps=steps, usage=usage))
-            raise
-        except Exception as exc:
-            # Model and API errors, a notebook changed on disk, a limit reached: the turn
-            # ends, and says why. Anything else is a bug: the same, with its traceback logged.
-            if not isinstance(exc, (ModelError, CodexmaxError)):
-                log.exception("the agent failed unexpectedly")
-                exc = CodexmaxError(f"internal error: {type(exc).__name__}: {exc}")
-            self._close_open_calls()
-            text = self.redact(str(exc))
-            self._emit(ev.ErrorEvent(text))
-            result = TurnResult("failed", steps=steps, error=text, usage=usage)
-            self._finish(turn, result)
-            return result
+    # -- accounting ---------------------------------------------------------------------------
 
-    def _finish(self, turn: int, result: TurnResult) -> None:
-        if self._current_undo is not None:
-            self._undo.append(self._current_undo)
-            self._current_undo = None
-        self._emit(
-            ev.TurnFinished(turn, result.status, result.final_text, result.steps, result.error)
-        )
+    def fixed_tokens(self) -> int:
+        """Tokens of the instructions and tool schemas, sent with every request."""
+        if self._fixed_tokens is None:
+            specs = [
+                {"name": s.name, "description": s.description, "parameters": s.parameters}
+                for s in self.tools.specs()
+            ]
+            self._fixed_tokens = self.counter.count(self.instructions + json.dumps(specs))
+        return self._fixed_tokens
 
-    def _close_open_calls(self) -> None:
-        """Keep the invariant: every function call in the history has an output."""
-        answered = {
-            i.get("call_id") for i in self.history if i.get("type") == "function_call_output"
-        }
-        for item in list(self.history):
-            if item.get("type") == "function_call" and item.get("call_id") not in answered:
-                self.history.append(function_call_output(str(item.get("call_id")), ABORTED))
-                answered.add(item.get("call_id"))
+    def context_tokens(self) -> int:
+        """How full the context is now (the last report plus an estimate since)."""
+        return self.meter.estimate(self.history, self.fixed_tokens())
 
     def _account(self, usage: Usage) -> None:
         self.last_usage = usage
         self.usage_total = self.usage_total + usage
-        window = self.settings.model_info().context_window
-        self._emit(
+        self.cost += cost_of(usage, price_for(self.settings.model, self.settings.prices))
+        self.meter.report(usage, len(self.history))
+        self.emit(
             ev.UsageUpdated(
                 usage.input_tokens,
                 usage.cached_input_tokens,
@@ -299,9 +327,95 @@ class Agent:
                 self.usage_total.input_tokens,
                 self.usage_total.output_tokens,
                 usage.input_tokens + usage.output_tokens,
-                window,
+                self.meter.window,
             )
         )
+
+    # -- the turn -----------------------------------------------------------------------------
+
+    async def _turn(self, message: str, model: str | None, effort: str | None) -> TurnResult:
+        self.turns += 1
+        turn = self.turns
+        self.dispatcher.undo = None
+        self.emit(ev.TurnStarted(turn, message))
+        if not self.history:
+            self._extend(self._head())
+        self._extend([user_message(message)])
+        steps = 0
+        usage = Usage()
+        try:
+            while True:
+                if steps >= self.settings.max_steps:
+                    raise CodexmaxError(
+                        f"stopped after {steps} requests to the model (CodexMax.max_steps)"
+                    )
+                await self._compact_if_needed()
+                steps += 1
+                self.steps += 1
+                self.emit(ev.StepStarted(turn, steps))
+                try:
+                    items, completed = await self._sample(model, effort)
+                except ContextLengthExceeded:
+                    # The server's count beat our estimate: compact, and send once more.
+                    await self._compact("overflow", self.context_tokens())
+                    self.emit(ev.StepStarted(turn, steps))
+                    items, completed = await self._sample(model, effort)
+                self._extend(items)
+                if completed is not None and completed.usage is not None:
+                    usage = usage + completed.usage
+                    self._account(completed.usage)
+                calls = [i for i in items if i.get("type") == "function_call"]
+                if completed is not None and completed.status == "incomplete" and not calls:
+                    raise CodexmaxError(
+                        "the model's answer was cut short "
+                        f"({completed.incomplete_reason or 'incomplete'})"
+                    )
+                if not calls:
+                    final = "".join(message_text(i) for i in items if i.get("type") == "message")
+                    return await self._finish(turn, TurnResult("done", final, steps, usage=usage))
+                for call in calls:
+                    self._extend([await self.dispatcher.dispatch(call)])
+        except asyncio.CancelledError:
+            self._close_open_calls(ABORTED)
+            await self._finish(turn, TurnResult("stopped", steps=steps, usage=usage))
+            raise
+        except Exception as exc:
+            # Model and API errors, a notebook changed on disk, a limit reached: the turn
+            # ends, and says why. Anything else is a bug: the same, with its traceback logged.
+            if not isinstance(exc, (ModelError, CodexmaxError)):
+                log.exception("the agent failed unexpectedly")
+                exc = CodexmaxError(f"internal error: {type(exc).__name__}: {exc}")
+            self._close_open_calls(NOT_RUN)
+            text = self.redact(str(exc))
+            self.emit(ev.ErrorEvent(text))
+            return await self._finish(
+                turn, TurnResult("failed", steps=steps, error=text, usage=usage)
+            )
+
+    async def _finish(self, turn: int, result: TurnResult) -> TurnResult:
+        self._last_result = result
+        if self.dispatcher.undo is not None:
+            self.dispatcher.undo.seal()
+            self._undo.append(self.dispatcher.undo)
+            self.dispatcher.undo = None
+        with contextlib.suppress(Exception):
+            await self._persist(result.status)
+        self.emit(
+            ev.TurnFinished(turn, result.status, result.final_text, result.steps, result.error)
+        )
+        return result
+
+    def _close_open_calls(self, why: str) -> None:
+        """Keep the invariant: every function call in the history has an output."""
+        answered = {
+            i.get("call_id") for i in self.history if i.get("type") == "function_call_output"
+        }
+        missing = [
+            function_call_output(str(i.get("call_id")), why)
+            for i in self.history
+            if i.get("type") == "function_call" and i.get("call_id") not in answered
+        ]
+        self._extend(missing)
 
     async def _sample(
         self, model: str | None, effort: str | None
@@ -320,16 +434,16 @@ class Agent:
         async with self.provider.stream(request) as stream:
             async for event in stream:
                 if isinstance(event, ModelTextDelta):
-                    self._emit(ev.TextDelta(event.text))
+                    self.emit(ev.TextDelta(event.text))
                 elif isinstance(event, ModelReasoningDelta):
-                    self._emit(ev.ReasoningDelta(event.text))
+                    self.emit(ev.ReasoningDelta(event.text))
                 elif isinstance(event, OutputItem):
                     items.append(event.item)
                     if event.item.get("type") == "message":
-                        self._emit(ev.AssistantMessage(message_text(event.item)))
+                        self.emit(ev.AssistantMessage(message_text(event.item)))
                 elif isinstance(event, Retrying):
                     items = []
-                    self._emit(
+                    self.emit(
                         ev.RetryNotice(
                             event.attempt, event.max_retries, event.delay, self.redact(event.reason)
                         )
@@ -338,129 +452,115 @@ class Agent:
                     completed = event
         return items, completed
 
-    # -- tool calls ---------------------------------------------------------------------------
+    # -- compaction ---------------------------------------------------------------------------
 
-    def _context(self, propose: bool) -> ToolContext:
-        return ToolContext(
+    async def _compact_if_needed(self) -> None:
+        tokens = self.context_tokens()
+        if self.meter.over(tokens):
+            await self._compact("threshold", tokens)
+
+    async def _compact(self, reason: str, before: int) -> None:
+        """Compact the history; :class:`CompactionError` after the guard's attempts."""
+        settings = self.settings
+        self.emit(ev.CompactionStarted(reason, before, self.meter.limit))
+        budget = settings.compaction_user_budget
+        pending_limit = settings.tool_output_limit
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                result = await compact_history(
+                    self.provider,
+                    self.history,
+                    instructions=self.instructions,
+                    head=self._head(),
+                    counter=self.counter,
+                    window=self.meter.window,
+                    user_budget=budget,
+                    pending_limit=pending_limit,
+                    allow_remote=settings.compaction == "auto" and attempts == 1,
+                    cache_key=self.session_id,
+                )
+            except CompactionError as exc:
+                self.emit(ev.CompactionFailed(self.redact(str(exc))))
+                raise
+            after = self.fixed_tokens() + self.counter.count_items(result.items)
+            if not self.meter.over(after):
+                break
+            if attempts >= settings.compaction_max_attempts:
+                message = (
+                    f"compaction could not bring the context under the threshold: "
+                    f"{after:,} tokens after {attempts} attempts, over the limit of "
+                    f"{self.meter.limit:,} ({settings.compaction_threshold:.0%} of "
+                    f"{self.meter.window:,})"
+                )
+                self.emit(ev.CompactionFailed(message))
+                raise CompactionError(message)
+            budget = max(500, budget // 2)
+            pending_limit = max(1_000, pending_limit // 2)
+        self._replace(result.items, f"compaction ({reason}, {result.method})")
+        self.meter.forget()
+        self.compactions += 1
+        self.last_summary = result.summary
+        self.emit(ev.CompactionFinished(result.method, before, after, attempts, self.compactions))
+
+    # -- the session --------------------------------------------------------------------------
+
+    def session_record(self) -> SessionRecord:
+        """The session as it is stored in the notebook (secrets masked, size capped)."""
+        usage = {
+            "input_tokens": self.usage_total.input_tokens,
+            "cached_input_tokens": self.usage_total.cached_input_tokens,
+            "output_tokens": self.usage_total.output_tokens,
+            "reasoning_tokens": self.usage_total.reasoning_tokens,
+            "total_tokens": self.usage_total.total_tokens,
+            "cost_usd": round(self.cost, 6),
+        }
+        return build_record(
+            session_id=self.session_id,
+            created=self.created,
             settings=self.settings,
-            workspace=self.workspace,
-            doc=self.notebook,
-            runner=self.runner,
-            emit=self._emit,
-            redact=self.redact,
-            image_ok=self.settings.model_info().images,
-            propose_only=propose,
-            before_file_change=self._remember_file,
-            state=self.state,
-            cell_timeout=self.settings.cell_timeout,
+            turns=self.turns,
+            compactions=self.compactions,
+            context_tokens=self.context_tokens(),
+            usage=usage,
+            summary=self.last_summary,
+            messages=stored_messages(
+                self.history, self.counter, self.settings.compaction_user_budget
+            ),
+            ledger=self.ledger.to_json(),
         )
 
-    def _remember_file(self, path: Path) -> None:
-        if self._current_undo is None:
-            self._current_undo = _TurnUndo(None)
-        if path not in self._current_undo.files:
-            self._current_undo.files[path] = path.read_bytes() if path.is_file() else None
-
-    def _checkpoint_notebook(self) -> None:
-        if self._current_undo is None:
-            self._current_undo = _TurnUndo(None)
-        if self._current_undo.notebook is None and self.notebook is not None:
-            self._current_undo.notebook = self.notebook.checkpoint(f"before turn {self.turns}")
-
-    async def _dispatch(self, call: Item) -> Item:
-        call_id = str(call.get("call_id", ""))
-        name = str(call.get("name", ""))
-        started = time.monotonic()
-        try:
-            tool, args = self.tools.prepare(name, call.get("arguments"))
-        except ToolError as exc:
-            text = f"error: {exc}"
-            self._emit(ev.ToolCallStarted(call_id, name, {}, name))
-            self._emit(
-                ev.ToolCallFinished(
-                    call_id, name, False, str(exc), time.monotonic() - started, text
-                )
+    async def _persist(self, status: str) -> None:
+        """Save the session with the notebook, and mark the turn in the journal. At the
+        read-only level the notebook is not written, not even the agent's own metadata."""
+        if self._save_session is not None and self.approval != "read-only":
+            await self._save_session(self.session_record().to_json())
+        if self.journal is not None:
+            self.journal.write(
+                "turn", turn=self.turns, status=status, context_tokens=self.context_tokens()
             )
-            return function_call_output(call_id, text)
-        summary = self.redact(tool.summarize(args))
-        self.tools_used[name] += 1
-        self._emit(ev.ToolCallStarted(call_id, name, args, summary))
-        access = tool.access_for(args)
-        rule = policy(self.approval, access)
-        propose = rule == "propose"
-        refusal: str | None = None
-        if rule == "refuse":
-            refusal = (
-                f"refused: the approval level is {self.approval}, which does not allow "
-                f"{access.replace('_', ' ')}"
-            )
-        elif rule == "ask":
-            refusal = await self._ask(tool.name, access, summary, args)
-        if refusal is not None:
-            self._emit(
-                ev.ToolCallFinished(
-                    call_id, name, False, refusal, time.monotonic() - started, refusal
-                )
-            )
-            return function_call_output(call_id, refusal)
-        if not propose and access in ("notebook_edit", "run"):
-            self._checkpoint_notebook()
-        try:
-            result = await tool.run(self._context(propose), args)
-        except (ToolError, CellNotFound, NotebookReadOnly, PathError) as exc:
-            result = ToolResult(f"error: {exc}", str(exc), ok=False)
-        return self._output(call_id, name, result, started)
 
-    async def _ask(
-        self, tool: str, access: Access, summary: str, args: dict[str, Any]
-    ) -> str | None:
-        """None when approved; else the text to give the model."""
-        key = f"{tool}:{args.get('command', '')}" if tool == "shell" else tool
-        if key in self._session_approvals:
-            return None
-        request = ApprovalRequest(
-            next_request_id(),
-            access,
-            tool,
-            summary,
-            self.redact(str(args))[:2_000],
-            key,
+    def _resume(self, record: SessionRecord) -> None:
+        """Carry on a stored session: its counters, ledger and a rebuilt history."""
+        self.session_id = record.session_id
+        self.created = record.created
+        self.turns = record.turns
+        self.compactions = record.compactions
+        usage = record.usage
+        self.usage_total = Usage(
+            int(usage.get("input_tokens", 0)),
+            int(usage.get("cached_input_tokens", 0)),
+            int(usage.get("output_tokens", 0)),
+            int(usage.get("reasoning_tokens", 0)),
+            int(usage.get("total_tokens", 0)),
         )
-        self._emit(ev.ApprovalRequested(request.request_id, access, summary, request.detail))
-        decision = await self.approver(request)
-        reason = getattr(self.approver, "reason", "")
-        self._emit(
-            ev.ApprovalResolved(
-                request.request_id, decision, reason if decision in ("deny", "refused") else ""
-            )
-        )
-        if decision == "approve_session":
-            self._session_approvals.add(key)
-        if decision in ("approve", "approve_session"):
-            return None
-        return f"not done: {summary} needs approval, and {reason or 'it was denied'}"
-
-    def _output(self, call_id: str, name: str, result: ToolResult, started: float) -> Item:
-        text = cut_text(self.redact(result.output), self.settings.tool_output_limit, tail_share=0.4)
-        duration = time.monotonic() - started
-        self._emit(
-            ev.ToolCallFinished(
-                call_id,
-                name,
-                result.ok,
-                self.redact(result.summary),
-                duration,
-                cut_text(text, 2_000),
-            )
-        )
-        if result.images and self.settings.model_info().images:
-            parts: list[dict[str, Any]] = [{"type": "input_text", "text": text}]
-            parts.extend(
-                {"type": "input_image", "image_url": image.data_url, "detail": "auto"}
-                for image in result.images
-            )
-            return function_call_output(call_id, parts)
-        return function_call_output(call_id, text)
+        self.cost = float(usage.get("cost_usd", 0.0))
+        self.ledger = Ledger.from_json(record.ledger)
+        self.last_summary = record.summary
+        exact = history_at(record.session_id, record.turns) if self.settings.journal else None
+        self.history = resumed_history(record, self._head(), self.notebook, exact)
+        self.meter.restore(record.context_tokens, len(self.history) - 1)
 
     async def aclose(self) -> None:
         """Close the model connection and shut the kernel down."""

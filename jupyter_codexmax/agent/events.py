@@ -15,8 +15,12 @@ __all__ = [
     "AssistantMessage",
     "CellEdited",
     "CellRan",
+    "CompactionFailed",
+    "CompactionFinished",
+    "CompactionStarted",
     "ErrorEvent",
     "Event",
+    "FileChanged",
     "Notice",
     "PlanUpdated",
     "ReasoningDelta",
@@ -91,6 +95,15 @@ class CellEdited:
 
 
 @dataclass(frozen=True)
+class FileChanged:
+    """A workspace file was added, updated, deleted or moved (by ``apply_patch``)."""
+
+    path: str
+    action: Literal["added", "updated", "deleted", "moved"]
+    diff: str = ""
+
+
+@dataclass(frozen=True)
 class CellRan:
     cell_id: str
     status: str
@@ -136,6 +149,29 @@ class UsageUpdated:
 
 
 @dataclass(frozen=True)
+class CompactionStarted:
+    """The history is being compacted: ``reason`` is threshold, overflow or requested."""
+
+    reason: str
+    tokens: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class CompactionFinished:
+    method: str  # remote or local
+    before: int
+    after: int
+    attempts: int
+    compactions: int
+
+
+@dataclass(frozen=True)
+class CompactionFailed:
+    message: str
+
+
+@dataclass(frozen=True)
 class RetryNotice:
     attempt: int
     max_retries: int
@@ -173,11 +209,15 @@ Event = (
     | ToolCallStarted
     | ToolCallFinished
     | CellEdited
+    | FileChanged
     | CellRan
     | PlanUpdated
     | ApprovalRequested
     | ApprovalResolved
     | UsageUpdated
+    | CompactionStarted
+    | CompactionFinished
+    | CompactionFailed
     | RetryNotice
     | Notice
     | ErrorEvent

@@ -53,7 +53,7 @@ def agents_md(workspace: Workspace, folder: Path, limit: int) -> str:
     parts: list[str] = []
     for place in folders:
         path = place / "AGENTS.md"
-        if path.is_file():
+        if path.is_file() and workspace.contains(path.resolve()):
             try:
                 text = path.read_text(encoding="utf-8", errors="replace").strip()
             except OSError:

@@ -276,6 +276,11 @@ class RunApp(_Base):
     )
     report = Unicode("", help="Write a JSON report of the run to this file.").tag(config=True)
     quiet = Bool(False, help="No live log on standard error.").tag(config=True)
+    new_session = Bool(
+        False,
+        help="""Start a new session instead of continuing the one stored in each notebook
+        (it is replaced when the first turn ends).""",
+    ).tag(config=True)
 
     aliases = {
         **_model_aliases,
@@ -297,6 +302,10 @@ class RunApp(_Base):
             "Allow everything inside the workspace (the same as --approval auto).",
         ),
         "quiet": ({"RunApp": {"quiet": True}}, "No live log."),
+        "new-session": (
+            {"RunApp": {"new_session": True}},
+            "Start a new session instead of continuing the notebook's.",
+        ),
     }
 
     def _task_text(self) -> str:
@@ -326,7 +335,7 @@ class RunApp(_Base):
         settings.effort_for()
         from .run import RunOptions, open_all, print_summary, run_notebooks
 
-        docs, problems = open_all(self.extra_args)
+        jobs, problems = open_all(self.extra_args, settings, self.new_session)
         if problems:
             for problem in problems:
                 print(f"jupyter-codexmax: error: {problem}", file=sys.stderr)
@@ -338,7 +347,7 @@ class RunApp(_Base):
             report=self.report,
             quiet=self.quiet,
         )
-        status, outcomes = asyncio.run(run_notebooks(settings, docs, options))
+        status, outcomes = asyncio.run(run_notebooks(settings, jobs, options))
         print_summary(outcomes)
         return status
 

@@ -23,6 +23,7 @@ import asyncio
 import datetime
 import difflib
 import json
+import logging
 import os
 import sys
 import time
@@ -36,10 +37,14 @@ from ..agent.core import Agent, TurnResult
 from ..config import CodexMax
 from ..notebook.document import NotebookError
 from ..notebook.file import FileNotebook, atomic_write
+from ..providers.base import Usage
+from ..session.store import SessionError, SessionRecord, read_record
 from ..workspace import PathError, Workspace
 from .progress import Progress
 
 __all__ = ["RunOptions", "run_notebooks"]
+
+log = logging.getLogger("jupyter_codexmax.run")
 
 
 @dataclass
@@ -102,48 +107,94 @@ def _cell_diff(cid: str, old: str, new: str, what: str) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
+@dataclass
+class Prepared:
+    """A notebook checked and ready: its document, workspace and stored session."""
+
+    doc: FileNotebook
+    workspace: Workspace
+    record: SessionRecord | None
+
+
+def open_all(
+    paths: list[str], settings: CodexMax, new_session: bool = False
+) -> tuple[list[Prepared], list[str]]:
+    """Every notebook opened, with its workspace and stored session, or the one-line errors
+    of those that cannot be used (nothing is touched either way)."""
+    prepared: list[Prepared] = []
+    problems: list[str] = []
+    seen: set[Path] = set()
+    for path in paths:
+        try:
+            doc = FileNotebook.open(path)
+        except NotebookError as exc:
+            problems.append(str(exc))
+            continue
+        if doc.path in seen:
+            continue
+        seen.add(doc.path)
+        try:
+            workspace = Workspace.for_notebook(doc.path, settings.workspace_root or None)
+        except PathError as exc:
+            problems.append(f"{doc.path}: {exc}")
+            continue
+        if not workspace.contains(doc.path):
+            problems.append(f"{doc.path}: not inside the workspace {workspace.root}")
+            continue
+        record = None
+        if not new_session:
+            try:
+                record = read_record(doc.metadata, str(doc.path))
+            except SessionError as exc:
+                problems.append(f"{exc} (or run with --new-session)")
+                continue
+        prepared.append(Prepared(doc, workspace, record))
+    return prepared, problems
+
+
 async def _run_one(
-    settings: CodexMax, doc: FileNotebook, options: RunOptions, progress: Progress, name: str
+    settings: CodexMax, job: Prepared, options: RunOptions, progress: Progress, name: str
 ) -> NotebookOutcome:
     from ..runners.headless import HeadlessRunner
 
     started = time.monotonic()
+    doc = job.doc
     outcome = NotebookOutcome(str(doc.path))
     before_cells = [dict(c) for c in doc.cells]
     before_ids = doc.ids
-    try:
-        workspace = Workspace.for_notebook(doc.path, settings.workspace_root or None)
-    except PathError as exc:
-        outcome.error = str(exc)
-        return outcome
+    say = progress.job(name)
+    if job.record is not None:
+        progress.line(
+            say,
+            f"continuing session {job.record.session_id[:8]} (turn "
+            f"{job.record.turns + 1}; --new-session starts a new one)",
+        )
     if not doc.writable:
         major, minor = doc.version
         progress.line(
-            progress.job(name),
-            f"nbformat {major}.{minor}: the agent can read this "
-            "notebook but not change or run it (upgrade it with jupyter nbconvert "
-            "--to notebook --inplace)",
+            say,
+            f"nbformat {major}.{minor}: the agent can read this notebook but "
+            "not change or run it (upgrade it with jupyter nbconvert --to "
+            "notebook --inplace)",
         )
     runner = HeadlessRunner(doc.path, doc.nb, env=kernel_environment(settings))
-    approver = RefusingApprover()
     agent = Agent(
         settings,
-        workspace=workspace,
+        workspace=job.workspace,
         notebook=doc,
         runner=runner,
-        approver=approver,
+        approver=RefusingApprover(),
         on_event=progress.handler(name),
+        resume=job.record,
     )
     try:
         if options.timeout:
             try:
                 turn = await asyncio.wait_for(agent.run_turn(options.task), options.timeout)
             except asyncio.TimeoutError:
-                turn = TurnResult(
-                    "failed",
-                    steps=agent.steps,
-                    error=f"stopped: the run's time limit ({options.timeout:g} s)",
-                )
+                message = f"stopped at the run's time limit ({options.timeout:g} s)"
+                progress.line(say, f"error: {message}")
+                turn = TurnResult("failed", steps=agent.steps, error=message)
         else:
             turn = await agent.run_turn(options.task)
     finally:
@@ -151,7 +202,10 @@ async def _run_one(
     outcome.turn = turn
     outcome.seconds = time.monotonic() - started
     outcome.error = turn.error
-    cells_run = dict(agent.state.get("cells_run", {}))
+    shown = {cid: doc.short_id(i) for i, cid in enumerate(doc.ids)}
+    cells_run = {
+        shown.get(cid, cid): status for cid, status in agent.state.get("cells_run", {}).items()
+    }
     plan = list(agent.state.get("plan", []))
     if turn.status != "done":
         outcome.status = "failed"
@@ -174,12 +228,14 @@ async def _run_one(
         "diff": notebook_diff(before_cells, before_ids, doc.cells, doc.ids),
         "files_changed": sorted(agent.state.get("files_touched", set())),
         "file_diffs": "".join(agent.state.get("file_diffs", [])),
-        "usage": {
-            "input_tokens": agent.usage_total.input_tokens,
-            "cached_input_tokens": agent.usage_total.cached_input_tokens,
-            "output_tokens": agent.usage_total.output_tokens,
-            "reasoning_tokens": agent.usage_total.reasoning_tokens,
-            "total_tokens": agent.usage_total.total_tokens,
+        "usage": _usage(turn.usage),
+        "session": {
+            "id": agent.session_id,
+            "turns": agent.turns,
+            "compactions": agent.compactions,
+            "context_tokens": agent.context_tokens(),
+            "usage": _usage(agent.usage_total),
+            "cost_usd": round(agent.cost, 6),
         },
         "wall_time": round(outcome.seconds, 3),
         "final_message": secrets.redact(turn.final_text),
@@ -188,38 +244,36 @@ async def _run_one(
     return outcome
 
 
-def open_all(paths: list[str]) -> tuple[list[FileNotebook], list[str]]:
-    """Every notebook opened, or the one-line errors of those that cannot be."""
-    docs: list[FileNotebook] = []
-    problems: list[str] = []
-    seen: set[Path] = set()
-    for path in paths:
-        try:
-            doc = FileNotebook.open(path)
-        except NotebookError as exc:
-            problems.append(str(exc))
-            continue
-        if doc.path in seen:
-            continue
-        seen.add(doc.path)
-        docs.append(doc)
-    return docs, problems
+def _usage(usage: Usage) -> dict[str, int]:
+    return {
+        "input_tokens": usage.input_tokens,
+        "cached_input_tokens": usage.cached_input_tokens,
+        "output_tokens": usage.output_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "total_tokens": usage.total_tokens,
+    }
 
 
 async def run_notebooks(
-    settings: CodexMax, docs: list[FileNotebook], options: RunOptions
+    settings: CodexMax, jobs: list[Prepared], options: RunOptions
 ) -> tuple[int, list[NotebookOutcome]]:
     progress = Progress(quiet=options.quiet, prefix=True)
-    names = _short_names([d.path for d in docs])
+    names = _short_names([j.doc.path for j in jobs])
     limit = asyncio.Semaphore(max(1, options.jobs))
 
-    async def one(doc: FileNotebook) -> NotebookOutcome:
+    async def one(job: Prepared) -> NotebookOutcome:
         async with limit:
-            return await _run_one(settings, doc, options, progress, names[doc.path])
+            try:
+                return await _run_one(settings, job, options, progress, names[job.doc.path])
+            except Exception as exc:  # a bug: this notebook fails, the others go on
+                log.exception("running %s failed", job.doc.path)
+                message = f"internal error: {type(exc).__name__}: {exc}"
+                progress.line(progress.job(names[job.doc.path]), f"error: {message}")
+                return NotebookOutcome(str(job.doc.path), "failed", error=message)
 
     started = datetime.datetime.now(datetime.timezone.utc)
     try:
-        outcomes = list(await asyncio.gather(*(one(d) for d in docs)))
+        outcomes = list(await asyncio.gather(*(one(j) for j in jobs)))
     finally:
         progress.close()
     status = 0 if all(o.status == "done" for o in outcomes) else 1

@@ -219,6 +219,21 @@ class NotebookDocument(abc.ABC):
         await self._changed()
         return index
 
+    async def set_metadata(self, key: str, value: Any) -> None:
+        """Set a notebook-level metadata key (the agent's session lives under one)."""
+        self._require_writable()
+        self._nb.metadata[key] = value
+        await self._changed()
+
+    async def remove_metadata(self, key: str) -> bool:
+        """Remove a notebook-level metadata key; False if it was not there."""
+        if key not in self._nb.metadata:
+            return False
+        self._require_writable()
+        del self._nb.metadata[key]
+        await self._changed()
+        return True
+
     async def outputs_changed(self, handle: str) -> None:
         """Note that a cell's outputs (or execution count) were changed by a run."""
         self._require_writable()
@@ -242,6 +257,10 @@ class NotebookDocument(abc.ABC):
         await self._changed()
 
     # -- backends -----------------------------------------------------------------------------
+
+    def changed_elsewhere(self) -> bool:
+        """Whether someone else changed the notebook since this document last saw it."""
+        return False
 
     @abc.abstractmethod
     async def _changed(self) -> None:

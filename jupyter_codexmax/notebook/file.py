@@ -35,13 +35,30 @@ __all__ = ["FileNotebook", "notebook_bytes"]
 
 
 def notebook_bytes(nb: Any) -> bytes:
-    """A v4 notebook as Jupyter writes it."""
-    from nbformat import v4
+    """A v4 notebook in Jupyter's file format (sorted keys, one-space indent, multiline
+    strings split into lines, a final newline). Unlike ``nbformat.writes`` it keeps the
+    metadata nbformat calls transient (``orig_nbformat``, ``signature``, a cell's
+    ``trusted``): the agent does not drop what it did not touch."""
+    from nbformat.v4.nbjson import BytesEncoder
+    from nbformat.v4.rwbase import split_lines
 
-    text: str = v4.writes(nb)
-    if not text.endswith("\n"):
-        text += "\n"
-    return text.encode("utf-8")
+    text = json.dumps(
+        split_lines(copy.deepcopy(nb)),
+        cls=BytesEncoder,
+        indent=1,
+        sort_keys=True,
+        separators=(",", ": "),
+        ensure_ascii=False,
+    )
+    return (text + "\n").encode("utf-8")
+
+
+def _from_v4_dict(data: dict[str, Any]) -> Any:
+    """A v4 notebook node as nbformat reads it, minus the stripping of transient keys."""
+    from nbformat import from_dict
+    from nbformat.v4.rwbase import rejoin_lines
+
+    return rejoin_lines(from_dict(data))
 
 
 @contextlib.contextmanager
@@ -107,7 +124,7 @@ def read_notebook_bytes(path: Path, raw: bytes) -> tuple[Any, list[str]]:
     with warnings.catch_warnings(record=True) as caught, quiet_nbformat():
         warnings.simplefilter("always")
         try:
-            nb = reader.reads(text)
+            nb = _from_v4_dict(data) if data.get("nbformat") == 4 else reader.reads(text)
         except Exception as exc:
             raise NotebookError(f"{name}: cannot be read: {_reason(exc)}") from exc
         major = int(nb.get("nbformat", 0))
@@ -210,6 +227,13 @@ class FileNotebook(NotebookDocument):
 
     async def _changed(self) -> None:
         self.dirty = True
+
+    def changed_elsewhere(self) -> bool:
+        try:
+            on_disk = self.path.read_bytes()
+        except FileNotFoundError:
+            return True
+        return hashlib.sha256(on_disk).hexdigest() != self._disk_digest
 
     def current_bytes(self) -> bytes:
         return notebook_bytes(self._nb)

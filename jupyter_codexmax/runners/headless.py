@@ -41,6 +41,16 @@ def _kernel_name(nb: Any) -> str:
     return str(name) if name else "python3"
 
 
+class _GoneKernelClient:
+    """Stands in for a discarded kernel client: the kernel is not alive."""
+
+    async def is_alive(self) -> bool:
+        return False
+
+    def stop_channels(self) -> None:
+        return None
+
+
 class HeadlessRunner(CellRunner):
     """A kernel for one notebook, started on first use."""
 
@@ -58,6 +68,19 @@ class HeadlessRunner(CellRunner):
         self.env = env
         self.startup_timeout = startup_timeout
         self._kernel_name = kernel_name or _kernel_name(nb)
+        meta = nb.metadata if isinstance(nb.metadata, dict) else {}
+        found = meta.get("kernelspec"), meta.get("language_info")
+        spec: dict[str, Any] = found[0] if isinstance(found[0], dict) else {}
+        info: dict[str, Any] = found[1] if isinstance(found[1], dict) else {}
+        language = (
+            spec.get("language")
+            or info.get("name")
+            or ("python" if self._kernel_name.startswith("python") else "")
+        )
+        #: The notebook's language, as its metadata says.
+        self.language = str(language).lower()
+        #: Something the model should know about the kernel (a stand-in kernel).
+        self.note = ""
         self._client: Any = None
         self._tmp: str | None = None
         self.starts = 0
@@ -79,12 +102,20 @@ class HeadlessRunner(CellRunner):
             return self._kernel_name
         except NoSuchKernel:
             available = sorted(manager.find_kernel_specs())
-            if self._kernel_name != "python3" and "python3" in available:
-                log.warning("kernel %r is not installed; using python3", self._kernel_name)
+            # Another Python kernel (a conda env's name, "Python [Root]") can stand in for
+            # a missing Python kernelspec; a notebook in another language cannot be run.
+            if self.language == "python" and "python3" in available:
+                self.note = (
+                    f"the notebook's kernel {self._kernel_name!r} is not installed; "
+                    "its cells run in the python3 kernel"
+                )
+                log.warning("%s", self.note)
                 return "python3"
+            language = self.language or "language unknown"
+            choices = ", ".join(available) or "none"
             raise KernelError(
-                f"the notebook's kernel {self._kernel_name!r} is not installed "
-                f"(available: {', '.join(available) or 'none'})"
+                f"the notebook's kernel {self._kernel_name!r} ({language}) is not installed "
+                f"here (available: {choices}); its cells cannot be run"
             ) from None
 
     async def _start(self) -> Any:
@@ -112,9 +143,13 @@ class HeadlessRunner(CellRunner):
                 env=dict(os.environ) if self.env is None else self.env,
             )
             await client.async_start_new_kernel_client()
-        except Exception as exc:
-            await self._cleanup(client)
-            raise KernelError(f"could not start the {name} kernel: {exc}") from exc
+        except BaseException as exc:
+            # Also when the start is cancelled (a stop, a time limit): never leave a
+            # kernel process behind.
+            await asyncio.shield(self._cleanup(client))
+            if isinstance(exc, Exception):
+                raise KernelError(f"could not start the {name} kernel: {exc}") from exc
+            raise
         self.starts += 1
         self._kernel_name = name
         return client
@@ -139,7 +174,9 @@ class HeadlessRunner(CellRunner):
         try:
             done, _ = await asyncio.wait({task}, timeout=timeout + INTERRUPT_GRACE)
         except asyncio.CancelledError:
-            await self._stop_task(client, task)
+            if not await asyncio.shield(self._stop_task(client, task)):
+                # It ignored the interrupt: a fresh kernel, so the next run is not stuck.
+                await asyncio.shield(self._discard())
             raise
         duration = time.monotonic() - started
         if not done:
@@ -184,18 +221,23 @@ class HeadlessRunner(CellRunner):
                 run.note = f"interrupted after {timeout:g} s (the cell's time limit)"
         return run
 
-    async def _stop_task(self, client: Any, task: asyncio.Future[Any]) -> None:
-        """Interrupt the kernel and give the cell ``INTERRUPT_GRACE`` to stop."""
+    async def _stop_task(self, client: Any, task: asyncio.Future[Any]) -> bool:
+        """Interrupt the kernel and give the cell ``INTERRUPT_GRACE`` to stop; False when
+        it did not (the kernel is still busy)."""
         if task.done():
-            return
+            return True
         with contextlib.suppress(Exception):
             await client.km.interrupt_kernel()
         try:
             await asyncio.wait_for(asyncio.shield(task), INTERRUPT_GRACE)
-        except (asyncio.TimeoutError, Exception):
+        except asyncio.TimeoutError:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+            return False
+        except Exception:
+            return True
+        return True
 
     async def restart(self) -> None:
         await self._discard()
@@ -211,6 +253,10 @@ class HeadlessRunner(CellRunner):
             client.shutdown_kernel = "immediate"
             if client.km is not None:
                 await client._async_cleanup_kernel()
+        # nbclient leaves a watcher task polling ``kc.is_alive()`` every second when a
+        # cell's execution is abandoned; with the client gone it would fail. A stand-in
+        # that reports the kernel dead lets it end the way nbclient means it to.
+        client.kc = _GoneKernelClient()
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None

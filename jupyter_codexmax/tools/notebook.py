@@ -156,7 +156,8 @@ class EditNotebook(Tool):
             if applied and action in ("insert", "replace") and cell_id in short_to_full:
                 # Full ids: short ones can change as cells come and go.
                 edited.add(short_to_full[cell_id])
-            ctx.state.setdefault("cells_touched", set()).add(cell_id)
+            if applied:
+                ctx.state.setdefault("cells_touched", set()).add(cell_id)
         if applied:
             await doc.save()
         head = (
@@ -338,13 +339,19 @@ class RunCells(Tool):
         blocks: list[str] = []
         statuses: list[str] = []
         ok = True
+        ctx.state["_run_images"] = []
         for position, index in enumerate(indices):
             if doc.nb.cells[index].get("cell_type") != "code":
                 continue
             try:
                 result = await ctx.runner.run(doc, index, timeout)
             except KernelError as exc:
-                raise ToolError(str(exc)) from exc
+                # What ran before stays reported; the kernel problem ends the run.
+                if not blocks:
+                    raise ToolError(str(exc)) from exc
+                blocks.append(f"§ stopped: {exc}")
+                ok = False
+                break
             except asyncio.CancelledError:
                 # Stopped: the runner interrupted the cell and waited for it; keep what it
                 # printed (and its KeyboardInterrupt), as Jupyter would.
@@ -356,8 +363,12 @@ class RunCells(Tool):
             await doc.outputs_changed(doc.cell_id(index))
             await doc.save()
             ctx.state.setdefault("edited_since_run", set()).discard(doc.cell_id(index))
-            ctx.state.setdefault("cells_run", {})[doc.short_id(index)] = result.status
+            ctx.state.setdefault("cells_run", {})[doc.cell_id(index)] = result.status
             block, _ = _describe_run(ctx, doc, index, result)
+            note = getattr(ctx.runner, "note", "")
+            if note and not ctx.state.get("_kernel_note_told"):
+                ctx.state["_kernel_note_told"] = True
+                block = f"§ note: {note}\n{block}"
             blocks.append(block)
             statuses.append(f"{doc.short_id(index)} {result.status}")
             if result.status != "ok":

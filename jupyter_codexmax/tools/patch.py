@@ -25,8 +25,9 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from ..agent.events import FileChanged
 from ..workspace import PathError, Workspace
 from .registry import Access, Tool, ToolContext, ToolError, ToolResult
 
@@ -67,6 +68,16 @@ class FileChange:
     after: bytes | None
     new_path: Path | None = None
     diff: str = ""
+
+    @property
+    def action(self) -> Literal["added", "updated", "deleted", "moved"]:
+        if self.before is None:
+            return "added"
+        if self.after is None:
+            return "deleted"
+        if self.new_path and self.new_path != self.path:
+            return "moved"
+        return "updated"
 
 
 def parse_patch(text: str) -> list[FileOp]:
@@ -351,24 +362,15 @@ class ApplyPatch(Tool):
         names = []
         for change in changes:
             name = ctx.workspace.relative(change.path)
-            if change.before is None:
-                names.append(f"added {name}")
-            elif change.after is None:
-                names.append(f"deleted {name}")
-            elif change.new_path and change.new_path != change.path:
+            if change.action == "moved" and change.new_path is not None:
                 names.append(f"moved {name} to {ctx.workspace.relative(change.new_path)}")
-            else:
-                added = sum(
-                    1
-                    for ln in change.diff.splitlines()
-                    if ln.startswith("+") and not ln.startswith("+++")
-                )
-                removed = sum(
-                    1
-                    for ln in change.diff.splitlines()
-                    if ln.startswith("-") and not ln.startswith("---")
-                )
+            elif change.action == "updated":
+                lines = change.diff.splitlines()
+                added = sum(1 for ln in lines if ln.startswith("+") and not ln.startswith("+++"))
+                removed = sum(1 for ln in lines if ln.startswith("-") and not ln.startswith("---"))
                 names.append(f"updated {name} (+{added} -{removed})")
+            else:
+                names.append(f"{change.action} {name}")
         if ctx.propose_only:
             diffs = "\n".join(c.diff for c in changes)
             return ToolResult(
@@ -384,4 +386,7 @@ class ApplyPatch(Tool):
         diffs.extend(c.diff for c in changes if c.diff)
         touched = ctx.state.setdefault("files_touched", set())
         touched.update(ctx.workspace.relative(c.new_path or c.path) for c in changes)
+        for change in changes:
+            where = ctx.workspace.relative(change.new_path or change.path)
+            ctx.emit(FileChanged(where, change.action, change.diff))
         return ToolResult("\n".join(names), "; ".join(names))

@@ -1,0 +1,224 @@
+"""Compaction: bring a long history back under the context window, keeping what matters.
+
+The algorithm is written down in ``docs/compaction.md``. In short:
+
+1. **Remote first**: where the provider has ``POST /responses/compact``, send it the history;
+   its output (the user messages it kept and an opaque ``compaction`` item) is kept verbatim.
+2. **Local otherwise**, or when the remote call fails: ask the model for a hand-off summary
+   (``prompts/compact.md``), without tools; if even that request is too large, the oldest
+   items are dropped until it fits.
+3. **The new history**: the session's context message, the task ledger (verbatim), the
+   remote output or the most recent user messages that fit ``compaction_user_budget`` plus
+   the summary, then the items of the step in progress (the last calls and their outputs).
+4. **A guard**: if the new history is still over the threshold, try again with half the
+   budget for retained messages and shorter pending outputs; after
+   ``compaction_max_attempts`` attempts, give up with :class:`CompactionError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from ..errors import CodexmaxError, ContextLengthExceeded, ModelError
+from ..notebook.view import cut_text
+from ..providers import ModelRequest, Provider
+from ..providers.base import Item
+from ..providers.items import message_text, user_message
+from .tokens import TokenCounter
+
+__all__ = ["Compacted", "CompactionError", "compact_history", "pending_items", "prompt"]
+
+SUMMARY_MARK = "Hand-off summary:"
+LEDGER_MARK = "Task ledger (kept by jupyter-codexmax"
+
+
+class CompactionError(CodexmaxError):
+    """Compaction could not bring the context under the threshold, or could not run."""
+
+
+@cache
+def prompt(name: str) -> str:
+    return resources.files(__package__).joinpath(f"prompts/{name}.md").read_text("utf-8").strip()
+
+
+@dataclass
+class Compacted:
+    """A compacted history, and how it was made."""
+
+    items: list[Item]
+    method: str  # remote, local
+    summary: Item | None
+    retained: list[Item]
+
+
+def is_user_message(item: Item) -> bool:
+    """A message the user wrote (not our developer notes, not a summary)."""
+    if item.get("type", "message") != "message" or item.get("role") != "user":
+        return False
+    return not message_text(item).startswith(prompt("summary_prefix")[:60])
+
+
+def pending_items(history: Sequence[Item]) -> list[Item]:
+    """The step in progress: the last run of function calls and their outputs (never split)."""
+    tail: list[Item] = []
+    for item in reversed(history):
+        if item.get("type") in ("function_call", "function_call_output", "reasoning"):
+            tail.append(item)
+        else:
+            break
+    tail.reverse()
+    while tail and tail[0].get("type") == "function_call_output":
+        tail.pop(0)  # an output whose call is outside the tail: not a complete pair
+    return tail
+
+
+def retained_messages(history: Sequence[Item], counter: TokenCounter, budget: int) -> list[Item]:
+    """The most recent user messages that fit ``budget`` tokens, oldest first."""
+    kept: list[Item] = []
+    used = 0
+    for item in reversed(history):
+        if not is_user_message(item):
+            continue
+        size = counter.count_items([item])
+        if kept and used + size > budget:
+            break
+        message = item
+        if size > budget:
+            message = user_message(cut_text(message_text(item), budget * 4, tail_share=0.3))
+            size = counter.count_items([message])
+        kept.append(message)
+        used += size
+    kept.reverse()
+    return kept
+
+
+def shorten_outputs(items: list[Item], limit: int) -> list[Item]:
+    """``items`` with function outputs cut to ``limit`` characters (head and tail)."""
+    shortened = []
+    for item in items:
+        output = item.get("output")
+        if item.get("type") != "function_call_output" or not isinstance(output, (str, list)):
+            shortened.append(item)
+            continue
+        if isinstance(output, list):  # text and images: the images go, the text is cut
+            output = "".join(str(p.get("text", "")) for p in output if isinstance(p, dict))
+        elif len(output) <= limit:
+            shortened.append(item)
+            continue
+        shortened.append({**item, "output": cut_text(output, limit, tail_share=0.4)})
+    return shortened
+
+
+async def summarize_locally(
+    provider: Provider,
+    history: Sequence[Item],
+    *,
+    instructions: str,
+    counter: TokenCounter,
+    window: int,
+    cache_key: str | None,
+) -> str:
+    """The model's hand-off summary of ``history``. Oldest items are dropped (whole call and
+    output pairs) until the request fits the window."""
+    items = [i for i in history if i.get("type") != "compaction"]
+    ask = user_message(prompt("compact"))
+    overhead = counter.count(instructions)
+    while True:
+        fits = counter.count_items([*items, ask]) + overhead < window * 0.95
+        if not fits and len(items) > 1:
+            items = _drop_oldest(items)
+            continue
+        try:
+            result = await provider.complete(
+                ModelRequest(
+                    input=[*items, ask], instructions=instructions, prompt_cache_key=cache_key
+                )
+            )
+        except ContextLengthExceeded:
+            if len(items) <= 1:
+                raise
+            items = _drop_oldest(items)
+            continue
+        text = result.text.strip()
+        if not text:
+            raise CompactionError("the model returned an empty hand-off summary")
+        return text
+
+
+def _drop_oldest(items: list[Item]) -> list[Item]:
+    """Without the oldest item (and, for a call, its output)."""
+    if not items:
+        return items
+    first, rest = items[0], items[1:]
+    if first.get("type") == "function_call":
+        call_id = first.get("call_id")
+        rest = [
+            i
+            for i in rest
+            if not (i.get("type") == "function_call_output" and i.get("call_id") == call_id)
+        ]
+    return rest
+
+
+async def compact_history(
+    provider: Provider,
+    history: Sequence[Item],
+    *,
+    instructions: str,
+    head: list[Item],
+    counter: TokenCounter,
+    window: int,
+    user_budget: int,
+    pending_limit: int,
+    allow_remote: bool,
+    cache_key: str | None,
+) -> Compacted:
+    """One compaction of ``history``. ``head`` (the context message and the ledger) starts
+    the new history. Raises :class:`CompactionError` when neither way works."""
+    pending = shorten_outputs(pending_items(history), pending_limit)
+    body = list(history[: len(history) - len(pending_items(history))])
+    remote_error: str | None = None
+    if allow_remote and provider.supports_remote_compaction:
+        try:
+            result = await provider.compact(
+                ModelRequest(
+                    input=[i for i in body if not _is_head(i)],
+                    instructions=instructions,
+                    prompt_cache_key=cache_key,
+                )
+            )
+        except (ModelError, CodexmaxError) as exc:
+            remote_error = str(exc)
+        else:
+            output = list(result.items)
+            summary = result.compaction_item
+            retained = [i for i in output if i is not summary]
+            return Compacted([*head, *output, *pending], "remote", summary, retained)
+    try:
+        text = await summarize_locally(
+            provider,
+            body,
+            instructions=instructions,
+            counter=counter,
+            window=window,
+            cache_key=cache_key,
+        )
+    except (ModelError, CodexmaxError) as exc:
+        why = f"{exc}" + (
+            f" (the compaction endpoint failed first: {remote_error})" if remote_error else ""
+        )
+        raise CompactionError(f"compaction failed: {why}") from exc
+    summary = user_message(f"{prompt('summary_prefix')}\n{text}")
+    retained = retained_messages(body, counter, user_budget)
+    return Compacted([*head, *retained, summary, *pending], "local", summary, retained)
+
+
+def _is_head(item: Item) -> bool:
+    """The session's own context and ledger messages (rebuilt, not compacted)."""
+    if item.get("role") != "developer":
+        return False
+    text = message_text(item)
+    return text.startswith(("Workspace: ", LEDGER_MARK))

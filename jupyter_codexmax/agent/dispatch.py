@@ -1,0 +1,195 @@
+"""Running the model's function calls: arguments, approvals, undo checkpoints, outputs.
+
+Every call gets exactly one output item, whatever happens: a model-fixable problem (an
+unknown tool, broken arguments, a refused action, a tool error) becomes that output, and
+the turn goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..notebook.document import CellNotFound, Checkpoint, NotebookReadOnly
+from ..notebook.view import cut_text
+from ..providers.base import Item
+from ..providers.items import function_call_output
+from ..tools import ToolContext, ToolError, ToolResult
+from ..tools.registry import Access
+from ..workspace import PathError
+from . import events as ev
+from .approvals import ApprovalRequest, next_request_id, policy
+
+if TYPE_CHECKING:
+    from .core import Agent
+
+__all__ = ["Dispatcher", "TurnUndo"]
+
+
+@dataclass
+class TurnUndo:
+    """What one turn changed, as it was before (the notebook, and files by path), and a
+    digest of each file as the turn left it, so undo never overwrites later work."""
+
+    notebook: Checkpoint | None = None
+    files: dict[Path, bytes | None] = field(default_factory=dict)
+    after: dict[Path, str | None] = field(default_factory=dict)
+
+    def seal(self) -> None:
+        """Remember how the turn left each file."""
+        self.after = {path: _digest(path) for path in self.files}
+
+    def conflicts(self) -> list[Path]:
+        """Files changed (or created, or deleted) since the turn ended."""
+        return [path for path, digest in self.after.items() if _digest(path) != digest]
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+class Dispatcher:
+    """Runs function calls for an :class:`~jupyter_codexmax.agent.core.Agent`."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.session_approvals: set[str] = set()
+        #: The current turn's undo record (None until it changes something).
+        self.undo: TurnUndo | None = None
+
+    def context(self, propose: bool) -> ToolContext:
+        agent = self.agent
+        return ToolContext(
+            settings=agent.settings,
+            workspace=agent.workspace,
+            doc=agent.notebook,
+            runner=agent.runner,
+            emit=agent.emit,
+            redact=agent.redact,
+            image_ok=agent.settings.model_info().images,
+            propose_only=propose,
+            before_file_change=self.remember_file,
+            state=agent.state,
+            cell_timeout=agent.settings.cell_timeout,
+        )
+
+    def remember_file(self, path: Path) -> None:
+        if self.undo is None:
+            self.undo = TurnUndo()
+        if path not in self.undo.files:
+            self.undo.files[path] = path.read_bytes() if path.is_file() else None
+
+    def checkpoint_notebook(self) -> None:
+        if self.undo is None:
+            self.undo = TurnUndo()
+        doc = self.agent.notebook
+        if self.undo.notebook is None and doc is not None:
+            self.undo.notebook = doc.checkpoint(f"before turn {self.agent.turns}")
+
+    async def dispatch(self, call: Item) -> Item:
+        """The output item for ``call`` (never raises for problems the model can fix)."""
+        agent = self.agent
+        call_id = str(call.get("call_id", ""))
+        name = str(call.get("name", ""))
+        started = time.monotonic()
+        try:
+            tool, args = agent.tools.prepare(name, call.get("arguments"))
+            args = agent.redact_value(args)
+        except ToolError as exc:
+            text = f"error: {exc}"
+            agent.emit(ev.ToolCallStarted(call_id, name, {}, name))
+            agent.emit(
+                ev.ToolCallFinished(
+                    call_id, name, False, str(exc), time.monotonic() - started, text
+                )
+            )
+            return function_call_output(call_id, text)
+        summary = agent.redact(tool.summarize(args))
+        agent.tools_used[name] += 1
+        agent.emit(ev.ToolCallStarted(call_id, name, args, summary))
+        access = tool.access_for(args)
+        rule = policy(agent.approval, access)
+        propose = rule == "propose"
+        refusal: str | None = None
+        if rule == "refuse":
+            refusal = (
+                f"refused: the approval level is {agent.approval}, which does not allow "
+                f"{access.replace('_', ' ')}"
+            )
+        elif rule == "ask":
+            refusal = await self.ask(tool.name, access, summary, args)
+        if refusal is not None:
+            agent.emit(
+                ev.ToolCallFinished(
+                    call_id, name, False, refusal, time.monotonic() - started, refusal
+                )
+            )
+            return function_call_output(call_id, refusal)
+        if not propose and access in ("notebook_edit", "run"):
+            self.checkpoint_notebook()
+        try:
+            result = await tool.run(self.context(propose), args)
+        except (ToolError, CellNotFound, NotebookReadOnly, PathError) as exc:
+            result = ToolResult(f"error: {exc}", str(exc), ok=False)
+        return self.output(call_id, name, result, started)
+
+    async def ask(
+        self, tool: str, access: Access, summary: str, args: dict[str, Any]
+    ) -> str | None:
+        """None when approved; else the text to give the model."""
+        agent = self.agent
+        key = f"{tool}:{args.get('command', '')}" if tool == "shell" else tool
+        if key in self.session_approvals:
+            return None
+        request = ApprovalRequest(
+            next_request_id(), access, tool, summary, agent.redact(str(args))[:2_000], key
+        )
+        agent.emit(ev.ApprovalRequested(request.request_id, access, summary, request.detail))
+        try:
+            decision = await agent.approver(request)
+        except asyncio.CancelledError:
+            # Stopped while waiting: surfaces take the prompt down.
+            agent.emit(ev.ApprovalResolved(request.request_id, "deny", "the turn was stopped"))
+            raise
+        reason = getattr(agent.approver, "reason", "")
+        agent.emit(
+            ev.ApprovalResolved(
+                request.request_id, decision, reason if decision in ("deny", "refused") else ""
+            )
+        )
+        if decision == "approve_session":
+            self.session_approvals.add(key)
+        if decision in ("approve", "approve_session"):
+            return None
+        return f"not done: {summary} needs approval, and {reason or 'it was denied'}"
+
+    def output(self, call_id: str, name: str, result: ToolResult, started: float) -> Item:
+        agent = self.agent
+        text = cut_text(
+            agent.redact(result.output), agent.settings.tool_output_limit, tail_share=0.4
+        )
+        agent.emit(
+            ev.ToolCallFinished(
+                call_id,
+                name,
+                result.ok,
+                agent.redact(result.summary),
+                time.monotonic() - started,
+                cut_text(text, 2_000),
+            )
+        )
+        if result.images and agent.settings.model_info().images:
+            parts: list[dict[str, Any]] = [{"type": "input_text", "text": text}]
+            parts.extend(
+                {"type": "input_image", "image_url": image.data_url, "detail": "auto"}
+                for image in result.images
+            )
+            return function_call_output(call_id, parts)
+        return function_call_output(call_id, text)

@@ -1,0 +1,128 @@
+"""A session's memory beyond the history: building the record stored in the notebook, and
+rebuilding a history from it when a new process carries on.
+
+The rebuilt context (``docs/session.md``): the instructions, a fresh context message, the
+task ledger, the last compaction's summary (or item), the retained messages, and a note that
+the kernel was restarted, with a fresh view of the notebook. On the same machine, when the
+journal reaches the stored turn, the exact history is replayed instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..notebook.view import render_cells
+from ..providers.base import Item
+from ..providers.items import message_text, user_message
+from ..session.store import METADATA_KEY, SessionRecord, fit_record, now
+from .compaction import is_user_message, prompt
+from .tokens import TokenCounter
+
+if TYPE_CHECKING:
+    from ..notebook.document import NotebookDocument
+
+__all__ = ["notebook_saver", "resume_note", "stored_messages"]
+
+SaveSession = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
+
+#: Characters of the notebook's view put into the resume note (the model can read more).
+RESUME_VIEW_BUDGET = 24_000
+
+
+def stored_messages(history: Sequence[Item], counter: TokenCounter, budget: int) -> list[Item]:
+    """The most recent user messages and assistant answers within ``budget`` tokens, oldest
+    first, in a plain form (no ids: they are replayed as new input)."""
+    kept: list[Item] = []
+    used = 0
+    for item in reversed(history):
+        role = item.get("role")
+        if item.get("type", "message") != "message":
+            continue
+        if role == "assistant":
+            text = message_text(item)
+            if not text.strip():
+                continue
+            plain: Item = {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": text}],
+            }
+        elif is_user_message(item):
+            plain = {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": message_text(item)}],
+            }
+        else:
+            continue
+        size = counter.count_items([plain])
+        if kept and used + size > budget:
+            break
+        kept.append(plain)
+        used += size
+    kept.reverse()
+    return kept
+
+
+def resume_note(doc: NotebookDocument | None) -> Item:
+    """The developer note that starts a resumed session: the kernel is new; the notebook."""
+    text = prompt("resume")
+    if doc is not None:
+        view = render_cells(doc, budget=RESUME_VIEW_BUDGET, image_ok=False)
+        text += "\n" + (view.text or "(the notebook has no cells)")
+    return user_message(text, role="developer")
+
+
+def resumed_history(
+    record: SessionRecord, head: list[Item], doc: NotebookDocument | None, exact: list[Item] | None
+) -> list[Item]:
+    """The history to carry on with: the journal's exact one, else rebuilt from the record."""
+    if exact:
+        return [*exact, resume_note(doc)]
+    summary = [record.summary] if record.summary else []
+    return [*head, *summary, *record.messages, resume_note(doc)]
+
+
+def build_record(
+    *,
+    session_id: str,
+    created: str,
+    settings: Any,
+    turns: int,
+    compactions: int,
+    context_tokens: int,
+    usage: dict[str, Any],
+    summary: Item | None,
+    messages: list[Item],
+    ledger: dict[str, Any],
+) -> SessionRecord:
+    record = SessionRecord(
+        session_id=session_id,
+        model=settings.model,
+        provider=settings.provider,
+        effort=settings.reasoning_effort,
+        created=created,
+        updated=now(),
+        turns=turns,
+        compactions=compactions,
+        context_tokens=max(0, context_tokens),
+        usage=usage,
+        summary=summary,
+        messages=messages,
+        ledger=ledger,
+    )
+    return fit_record(record, settings.session_cap)
+
+
+def notebook_saver(doc: NotebookDocument) -> SaveSession:
+    """Stores the record in the notebook's metadata and saves the notebook (the owner of
+    the file: a headless run, or JupyterLab through the bridge)."""
+
+    async def save(record: dict[str, Any]) -> None:
+        if not doc.writable:
+            return
+        await doc.set_metadata(METADATA_KEY, record)
+        await doc.save()
+
+    return save

@@ -1,0 +1,218 @@
+"""The session kept in the notebook: metadata key ``codexmax``, schema ``schema.json``.
+
+The notebook is the unit of memory: the record travels with the file, so the next
+``%%agent`` cell, ``jupyter codexmax run``, a new process, another machine or a colleague
+carries on where the last turn ended. It holds the session id, model and effort, the last
+compaction (the server's opaque item, or the model's hand-off summary), the most recent user
+messages and final answers, the task ledger, the context's size and the usage totals.
+
+**Size cap** (``CodexMax.session_cap``, 64 KiB by default). When the record is larger, parts
+are dropped in this order until it fits, and counted in ``dropped``:
+
+1. the oldest retained messages (the newest is always kept);
+2. the oldest half of the ledger's longest list, repeatedly;
+3. the newest message and a written summary are cut head and tail;
+4. a remote compaction item (opaque, cannot be cut) is left out; the ledger and messages
+   remain, and the journal still holds everything.
+
+**Reading** validates the record. A damaged record, or one from a newer version, raises
+:class:`SessionError` with a clear message, and the record is left as it is: never dropped
+or overwritten unless the user asks for a new session.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from .. import secrets
+from ..errors import CodexmaxError
+from ..notebook.view import cut_text
+from ..providers.base import Item
+from ..providers.items import message_text
+
+__all__ = [
+    "METADATA_KEY",
+    "SCHEMA_VERSION",
+    "SessionError",
+    "SessionRecord",
+    "fit_record",
+    "read_record",
+    "validate_record",
+]
+
+METADATA_KEY = "codexmax"
+SCHEMA_VERSION = 1
+
+
+class SessionError(CodexmaxError):
+    """The notebook's session record cannot be used. The record is left untouched."""
+
+    exit_code = 2
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class SessionRecord:
+    """A session, as stored in the notebook."""
+
+    session_id: str
+    model: str
+    provider: str = "responses"
+    effort: str | None = None
+    created: str = field(default_factory=now)
+    updated: str = field(default_factory=now)
+    turns: int = 0
+    compactions: int = 0
+    context_tokens: int = 0
+    usage: dict[str, Any] = field(default_factory=dict)
+    summary: Item | None = None
+    messages: list[Item] = field(default_factory=list)
+    ledger: dict[str, Any] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "schema": SCHEMA_VERSION,
+            "session_id": self.session_id,
+            "created": self.created,
+            "updated": self.updated,
+            "provider": self.provider,
+            "model": self.model,
+            "effort": self.effort,
+            "turns": self.turns,
+            "compactions": self.compactions,
+            "context_tokens": self.context_tokens,
+            "usage": self.usage,
+            "summary": self.summary,
+            "messages": self.messages,
+            "ledger": self.ledger,
+        }
+        if self.dropped:
+            data["dropped"] = self.dropped
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SessionRecord:
+        return cls(
+            session_id=data["session_id"],
+            model=data["model"],
+            provider=data.get("provider", "responses"),
+            effort=data.get("effort"),
+            created=data["created"],
+            updated=data["updated"],
+            turns=data["turns"],
+            compactions=data.get("compactions", 0),
+            context_tokens=data["context_tokens"],
+            usage=dict(data["usage"]),
+            summary=data.get("summary"),
+            messages=list(data["messages"]),
+            ledger=dict(data["ledger"]),
+            dropped=dict(data.get("dropped", {})),
+        )
+
+    def size(self) -> int:
+        return len(json.dumps(self.to_json(), ensure_ascii=False).encode("utf-8"))
+
+
+@cache
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads(resources.files(__package__).joinpath("schema.json").read_text("utf-8"))
+    return Draft202012Validator(schema)
+
+
+def validate_record(data: Any, where: str = "the notebook") -> None:
+    """Raise :class:`SessionError` unless ``data`` is a version-1 record."""
+    if not isinstance(data, dict):
+        raise SessionError(
+            f"{where}: the codexmax session record is not an object; it was left as it is"
+        )
+    version = data.get("schema")
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+        raise SessionError(
+            f"{where}: the codexmax session record was written by a newer jupyter-codexmax "
+            f"(schema {version}; this one reads {SCHEMA_VERSION}); it was left as it is. "
+            "Upgrade jupyter-codexmax to continue it, or start a new session"
+        )
+    errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        path = "/".join(str(p) for p in first.absolute_path) or "the record"
+        raise SessionError(
+            f"{where}: the codexmax session record is damaged ({path}: "
+            f"{' '.join(first.message.split())[:160]}); it was left as it is. Start a new "
+            "session to replace it"
+        )
+
+
+def read_record(metadata: Any, where: str = "the notebook") -> SessionRecord | None:
+    """The notebook's session, None when it has none; :class:`SessionError` when damaged."""
+    if not isinstance(metadata, dict) or METADATA_KEY not in metadata:
+        return None
+    data = metadata[METADATA_KEY]
+    validate_record(data, where)
+    return SessionRecord.from_json(data)
+
+
+def fit_record(record: SessionRecord, cap: int) -> SessionRecord:
+    """``record`` with secrets masked and parts dropped, in the documented order, until its
+    JSON fits ``cap`` bytes."""
+    from ..agent.ledger import Ledger
+
+    cleaned = json.loads(secrets.redact(json.dumps(record.to_json(), ensure_ascii=False)))
+    fitted = SessionRecord.from_json(cleaned)
+
+    def count(what: str, n: int = 1) -> None:
+        fitted.dropped[what] = fitted.dropped.get(what, 0) + n
+
+    while fitted.size() > cap and len(fitted.messages) > 1:
+        fitted.messages.pop(0)
+        count("messages")
+    ledger = Ledger.from_json(fitted.ledger)
+    while fitted.size() > cap and ledger.shrink():
+        fitted.ledger = ledger.to_json()
+        count("ledger_entries")
+    if fitted.size() > cap and fitted.messages:
+        fitted.messages[-1] = _cut_message(fitted.messages[-1], cap // 4)
+        count("cut_messages")
+    if fitted.size() > cap and fitted.summary and fitted.summary.get("type") != "compaction":
+        over = fitted.size() - cap
+        text = message_text(fitted.summary)
+        fitted.summary = _replace_text(
+            fitted.summary, cut_text(text, max(200, len(text) - over - 200))
+        )
+        count("cut_summary")
+    if fitted.size() > cap and fitted.summary:
+        fitted.summary = None
+        count("summary")
+    while fitted.size() > cap and fitted.messages:
+        fitted.messages.pop(0)
+        count("messages")
+    return fitted
+
+
+def _replace_text(item: Item, text: str) -> Item:
+    return {
+        "type": "message",
+        "role": item.get("role", "user"),
+        "content": [
+            {
+                "type": "input_text" if item.get("role") != "assistant" else "output_text",
+                "text": text,
+            }
+        ],
+    }
+
+
+def _cut_message(item: Item, limit: int) -> Item:
+    text = message_text(item)
+    return item if len(text) <= limit else _replace_text(item, cut_text(text, limit))
