@@ -62,17 +62,20 @@ def is_user_message(item: Item) -> bool:
 
 
 def pending_items(history: Sequence[Item]) -> list[Item]:
-    """The step in progress: the last run of function calls and their outputs (never split)."""
-    tail: list[Item] = []
-    for item in reversed(history):
-        if item.get("type") in ("function_call", "function_call_output", "reasoning"):
-            tail.append(item)
-        else:
-            break
-    tail.reverse()
-    while tail and tail[0].get("type") == "function_call_output":
-        tail.pop(0)  # an output whose call is outside the tail: not a complete pair
-    return tail
+    """The step in progress: the last model step's function calls (and its reasoning) and
+    their outputs, never split. Earlier steps are history to compact, even when every step
+    of a long turn was a tool call."""
+    index = len(history)
+    while index and history[index - 1].get("type") == "function_call_output":
+        index -= 1
+    outputs = {i.get("call_id") for i in history[index:]}
+    start = index
+    while start and history[start - 1].get("type") in ("function_call", "reasoning"):
+        start -= 1
+    calls = [i for i in history[start:index] if i.get("type") == "function_call"]
+    if not calls or any(c.get("call_id") not in outputs for c in calls):
+        return list(history[start:index]) if not outputs else []
+    return list(history[start:])
 
 
 def retained_messages(history: Sequence[Item], counter: TokenCounter, budget: int) -> list[Item]:

@@ -560,7 +560,13 @@ class Agent:
         self.last_summary = record.summary
         exact = history_at(record.session_id, record.turns) if self.settings.journal else None
         self.history = resumed_history(record, self._head(), self.notebook, exact)
-        self.meter.restore(record.context_tokens, len(self.history) - 1)
+        if exact:
+            # The very history the stored size was reported for: the new process knows how
+            # full the context is before its first request (and compacts first if need be).
+            self.meter.restore(record.context_tokens, len(self.history) - 1)
+        else:
+            # Rebuilt from the record (a few messages and the summary): estimated as it is.
+            self.meter.forget()
 
     async def aclose(self) -> None:
         """Close the model connection and shut the kernel down."""

@@ -352,6 +352,52 @@ class RunApp(_Base):
         return status
 
 
+class SessionApp(_Base):
+    name = "jupyter-codexmax-session"
+    description = """Show the jupyter-codexmax session stored in a notebook: model, turns,
+    compactions, context size, usage and cost, the summary, the task ledger, the size."""
+    as_json = Bool(False, help="Print the stored record as JSON.").tag(config=True)
+    flags = {**base_flags, "json": ({"SessionApp": {"as_json": True}}, "Print the record.")}
+
+    def run(self) -> int:
+        if len(self.extra_args) != 1:
+            raise UsageError("give one notebook: jupyter codexmax session NOTEBOOK")
+        from .sessions import show_session
+
+        settings = self.settings()
+        return show_session(self.extra_args[0], as_json=self.as_json, cap=settings.session_cap)
+
+
+class CompactApp(_Base):
+    name = "jupyter-codexmax-compact"
+    description = """Compact the session stored in a notebook now (with the model), and save
+    it back."""
+    aliases = dict(_model_aliases)
+
+    def run(self) -> int:
+        if len(self.extra_args) != 1:
+            raise UsageError("give one notebook: jupyter codexmax compact NOTEBOOK")
+        from .sessions import compact_notebook
+
+        settings = self.settings()
+        settings.require_api_key()
+        return compact_notebook(settings, self.extra_args[0])
+
+
+class StripApp(_Base):
+    name = "jupyter-codexmax-strip"
+    description = """Remove jupyter-codexmax's session from notebooks (metadata key
+    "codexmax"). Idempotent: notebooks without it are not touched. Usable as a git
+    pre-commit hook."""
+
+    def run(self) -> int:
+        if not self.extra_args:
+            raise UsageError("give one or more notebooks: jupyter codexmax strip NOTEBOOK...")
+        from .sessions import strip_notebooks
+
+        return strip_notebooks(self.extra_args)
+
+
 class CodexMaxApp(_Base):
     name = "jupyter-codexmax"
     description = """jupyter-codexmax: a coding agent for notebooks.
@@ -360,6 +406,9 @@ class CodexMaxApp(_Base):
     OPENAI_BASE_URL, CODEXMAX_MODEL, ...) and flags, in that order of priority."""
     subcommands = {
         "run": (RunApp, RunApp.description.splitlines()[0]),
+        "session": (SessionApp, "Show the session stored in a notebook."),
+        "compact": (CompactApp, "Compact the session stored in a notebook."),
+        "strip": (StripApp, "Remove jupyter-codexmax's session from notebooks."),
         "ask": (AskApp, AskApp.description.splitlines()[0]),
         "doctor": (DoctorApp, DoctorApp.description.splitlines()[0]),
         "scripted-server": (ScriptedServerApp, "Run the scripted model server (not a model)."),

@@ -149,6 +149,17 @@ class Progress:
                 f"retrying in {event.delay:.1f}s ({event.attempt}/"
                 f"{event.max_retries}): {event.reason}",
             )
+        elif isinstance(event, ev.CompactionStarted):
+            job.activity = "compacting the context"
+            self._draw_status()
+        elif isinstance(event, ev.CompactionFinished):
+            self.line(
+                job,
+                f"compacted the context ({event.method}): {event.before:,} -> "
+                f"{event.after:,} tokens (compaction {event.compactions})",
+            )
+        elif isinstance(event, ev.CompactionFailed):
+            self.line(job, event.message)
         elif isinstance(event, ev.UsageUpdated):
             job.tokens = event.total_input_tokens + event.total_output_tokens
             self._draw_status()

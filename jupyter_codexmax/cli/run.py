@@ -302,6 +302,7 @@ def write_report(
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "exit_status": status,
+        "peak_memory_mb": peak_memory_mb(),
         "settings": {
             "provider": settings.provider,
             "model": settings.model,
@@ -318,6 +319,16 @@ def write_report(
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, text.encode("utf-8"))
+
+
+def peak_memory_mb() -> float | None:
+    """This process's peak resident memory in MiB (None where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
 def print_summary(outcomes: list[NotebookOutcome], out: Any = None) -> None:

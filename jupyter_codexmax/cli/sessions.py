@@ -1,0 +1,120 @@
+"""``jupyter codexmax session``, ``compact`` and ``strip``: the session stored in notebooks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import TextIO
+
+from ..config import CodexMax
+from ..notebook.document import NotebookError
+from ..notebook.file import FileNotebook
+from ..providers.items import message_text
+from ..session.store import METADATA_KEY, SessionError, SessionRecord, read_record
+
+__all__ = ["compact_notebook", "show_session", "strip_notebooks"]
+
+
+def _open(path: str) -> tuple[FileNotebook, SessionRecord | None]:
+    doc = FileNotebook.open(path)
+    return doc, read_record(doc.metadata, str(doc.path))
+
+
+def show_session(path: str, *, as_json: bool, cap: int, out: TextIO = sys.stdout) -> int:
+    doc, record = _open(path)
+    if record is None:
+        print(f"{doc.path}: no jupyter-codexmax session", file=out)
+        return 0
+    if as_json:
+        json.dump(record.to_json(), out, indent=1, ensure_ascii=False)
+        out.write("\n")
+        return 0
+    usage = record.usage
+    size = record.size()
+    print(f"{doc.path}: session {record.session_id}", file=out)
+    print(f"  model: {record.model} ({record.provider}), effort {record.effort}", file=out)
+    print(
+        f"  turns: {record.turns}; compactions: {record.compactions}; created "
+        f"{record.created}; updated {record.updated}",
+        file=out,
+    )
+    print(f"  context: {record.context_tokens:,} tokens", file=out)
+    print(
+        f"  usage: {usage.get('input_tokens', 0):,} in ({usage.get('cached_input_tokens', 0):,}"
+        f" cached), {usage.get('output_tokens', 0):,} out "
+        f"({usage.get('reasoning_tokens', 0):,} reasoning); about "
+        f"${usage.get('cost_usd', 0.0):.2f}",
+        file=out,
+    )
+    print(
+        f"  size: {size:,} bytes of {cap:,}"
+        + (
+            f"; dropped to fit: {', '.join(f'{v} {k}' for k, v in record.dropped.items())}"
+            if record.dropped
+            else ""
+        ),
+        file=out,
+    )
+    summary = record.summary
+    if summary is None:
+        print("  summary: none yet (no compaction)", file=out)
+    elif summary.get("type") == "compaction":
+        print(
+            f"  summary: the server's compaction item (opaque, "
+            f"{len(summary.get('encrypted_content', '')):,} characters)",
+            file=out,
+        )
+    else:
+        print("  summary:\n    " + message_text(summary).replace("\n", "\n    "), file=out)
+    from ..agent.ledger import Ledger
+
+    print("  " + Ledger.from_json(record.ledger).render().replace("\n", "\n  "), file=out)
+    print(f"  messages kept: {len(record.messages)}", file=out)
+    return 0
+
+
+def strip_notebooks(paths: list[str], out: TextIO = sys.stdout) -> int:
+    """Remove the agent's metadata from each notebook; others are not touched."""
+    status = 0
+    for path in paths:
+        try:
+            doc = FileNotebook.open(path)
+        except NotebookError as exc:
+            print(f"jupyter-codexmax: error: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        if METADATA_KEY not in doc.metadata:
+            continue
+        if not doc.writable:
+            print(
+                f"jupyter-codexmax: error: {doc.path}: old nbformat, not rewritten", file=sys.stderr
+            )
+            status = 2
+            continue
+        asyncio.run(doc.remove_metadata(METADATA_KEY))
+        asyncio.run(doc.save())
+        print(f"stripped {doc.path}", file=out)
+    return status
+
+
+def compact_notebook(settings: CodexMax, path: str, out: TextIO = sys.stdout) -> int:
+    from ..agent.core import Agent
+    from ..workspace import Workspace
+
+    doc, record = _open(path)
+    if record is None:
+        raise SessionError(f"{doc.path}: no jupyter-codexmax session to compact")
+    if not doc.writable:
+        raise SessionError(f"{doc.path}: old nbformat; the session cannot be saved back")
+    workspace = Workspace.for_notebook(doc.path, settings.workspace_root or None)
+
+    async def go() -> str:
+        agent = Agent(settings, workspace=workspace, notebook=doc, resume=record)
+        try:
+            return await agent.compact()
+        finally:
+            await agent.aclose()
+
+    print(f"{doc.path}: {asyncio.run(go())}", file=out)
+    return 0
