@@ -85,6 +85,7 @@ async def measure() -> list[float]:
         path = Path(tmp) / "big.ipynb"
         notebook(path, 200)
         os.environ["CODEXMAX_TOKENIZER"] = "estimate"
+        os.environ["JUPYTER_DATA_DIR"] = str(Path(tmp) / "data")  # the journal goes there
         settings = load_settings(read_files=False)
         settings.base_url = "http://bench.invalid/v1"
         settings.api_key = "bench-key-000000"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -32,11 +31,13 @@ def call(name: str, arguments: Any) -> dict[str, Any]:
     return {"name": name, "arguments": arguments}
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+def vm_rss(pid: int) -> float | None:
+    """A process's resident memory in MiB (None once it is exiting)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return None
+    return next((int(ln.split()[1]) / 1024 for ln in lines if ln.startswith("VmRSS:")), None)
 
 
 def big_file(folder: Path, name: str = "big.txt", lines: int = 4_000) -> None:
@@ -83,40 +84,29 @@ def test_a_long_session_stays_inside_the_window(
         }
     )
     report = tmp_path / "report.json"
-    process = subprocess.Popen(
-        [
-            str(BIN / "jupyter-codexmax"),
-            "run",
-            str(path),
-            "--task",
-            "Read big.txt again and again; it never changes.",
-            "--full-auto",
-            f"--max-steps={steps + 10}",
-            "--report",
-            str(report),
-        ],
-        env={
-            **os.environ,
-            "OPENAI_BASE_URL": scripted_server.base_url,
-            "OPENAI_API_KEY": "sk-long-session-0123456789",
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = tmp_path / "log.txt"
     samples: list[tuple[int, float]] = []  # (requests answered so far, RSS in MiB)
-    status = Path(f"/proc/{process.pid}/status")
-    while process.poll() is None:
-        with contextlib.suppress(OSError):
-            rss = next(
-                int(line.split()[1]) / 1024
-                for line in status.read_text().splitlines()
-                if line.startswith("VmRSS:")
-            )
-            samples.append((len(scripted_server.requests), rss))
-        time.sleep(0.05)
-    out, err = process.communicate(timeout=60)
-    assert process.returncode == 0, err[-3000:] + out
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(
+            [str(BIN / "jupyter-codexmax"), "run", str(path), "--task",
+             "Read big.txt again and again; it never changes.", "--full-auto",
+             f"--max-steps={steps + 10}", "--report", str(report)],
+            env={**os.environ, "OPENAI_BASE_URL": scripted_server.base_url,
+                 "OPENAI_API_KEY": "sk-long-session-0123456789"},
+            stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+        try:
+            while process.poll() is None:
+                rss = vm_rss(process.pid)
+                if rss is not None:
+                    samples.append((len(scripted_server.requests), rss))
+                time.sleep(0.05)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=60)
+    err = log.read_text()
+    assert process.returncode == 0, err[-3000:]
     assert scripted_server.failures == []
 
     window, limit = 272_000, int(272_000 * 0.9)
@@ -157,6 +147,7 @@ def test_a_long_session_stays_inside_the_window(
     assert half > 5, samples
     first, second = max(steady[:half]), max(steady[half:])
     assert second - first < 25, f"memory grew: {first:.0f} -> {second:.0f} MiB"
+    assert max(rss for _, rss in samples) - 1 <= data["peak_memory_mb"] < 400, "reported peak"
     print(
         f"\nlong session: {entry['steps']} steps, {reported:,} tokens reported, "
         f"{len(compacts)} compactions, largest request {max(sizes):,} tokens; RSS "
@@ -703,3 +694,183 @@ def test_compact_compacts_the_stored_session(
     assert decode_scripted(after.summary["encrypted_content"])["summary"] == (
         "two turns, nothing else"
     )
+
+
+def test_a_run_writes_no_secret_anywhere(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """The API key given to a run, pasted into the task, read from a file and repeated by the
+    model, reaches none of: the notebook, the journal, the report, the log, the summary, the
+    requests' recorded headers, the model."""
+    key = "sk-across-processes-0123456789"
+    path = make_notebook(tmp_path / "nb.ipynb", [("a", "code", "x = 1")])
+    (tmp_path / "env.txt").write_text(f"OPENAI_API_KEY={key}\n")
+    scripted_server.load(
+        [
+            {"calls": [call("read_file", {"path": "env.txt"})]},
+            {
+                "calls": [
+                    call(
+                        "edit_notebook",
+                        {
+                            "edits": [
+                                {"action": "insert", "after": "a", "source": f"# {key}\nprint(1)"}
+                            ]
+                        },
+                    )
+                ]
+            },
+            {"text": f"The key is {key}."},
+        ]
+    )
+    report = tmp_path / "report.json"
+    result = codexmax(
+        [
+            "run",
+            str(path),
+            "--task",
+            f"Use my key {key} and Bearer {key}",
+            "--full-auto",
+            "--report",
+            str(report),
+        ],
+        scripted_server,
+    )
+    journals = list((Path(os.environ["JUPYTER_DATA_DIR"]) / "codexmax").rglob("*.jsonl"))
+    assert journals
+    written = {
+        "notebook": path.read_text(),
+        "report": report.read_text(),
+        "log": result.stderr,
+        "summary": result.stdout,
+        "journal": "".join(p.read_text() for p in journals),
+        "headers": json.dumps([r.headers for r in scripted_server.requests]),
+        # What we send (the model's own items go back verbatim: a real model cannot know
+        # the key, the scripted one was told it).
+        "the model": json.dumps(
+            [
+                [r.body.get("instructions"), r.body.get("tools")]
+                + [
+                    i
+                    for i in r.body["input"]
+                    if i.get("role") in ("user", "developer")
+                    or i.get("type") == "function_call_output"
+                ]
+                for r in scripted_server.requests
+            ]
+        ),
+    }
+    for name, text in written.items():
+        assert key not in text, name
+        assert key[-12:] not in text, name
+    assert "********" in written["notebook"], "the cell the model wrote is masked"
+    assert "a credential in the message was masked before the model saw it" in result.stderr
+
+
+async def test_the_local_summary_request_keeps_the_newest_items_that_fit(
+    scripted_settings: CodexMax, scripted_server: ScriptedModelServer
+) -> None:
+    """A history bigger than the window: the summary request holds the newest items that fit,
+    whole call and output pairs; when the server still says it is too long, fewer."""
+    from jupyter_codexmax.agent.compaction import compact_history
+    from jupyter_codexmax.agent.tokens import TokenCounter
+    from jupyter_codexmax.providers import open_provider
+    from jupyter_codexmax.providers.items import function_call_output, user_message
+
+    scripted_settings.provider = "chat"
+    history: list[dict[str, Any]] = [user_message("Read every chapter.")]
+    for number in range(60):
+        history.append(
+            {
+                "type": "function_call",
+                "call_id": f"c{number}",
+                "name": "read_file",
+                "arguments": json.dumps({"path": f"chapter{number}.txt"}),
+            }
+        )
+        history.append(function_call_output(f"c{number}", f"chapter {number}: " + "word " * 900))
+    scripted_server.load(
+        [
+            {
+                "fault": "http",
+                "status": 400,
+                "code": "context_length_exceeded",
+                "message": "This model's maximum context length is 30000 tokens.",
+            },
+            {"expect": {"contains": "hand-off summary"}, "text": "SUMMARY: chapters read."},
+        ]
+    )
+    counter = TokenCounter(mode="estimate")
+    provider = open_provider(scripted_settings)
+    try:
+        result = await compact_history(
+            provider,
+            history,
+            instructions="Be brief.",
+            head=[],
+            counter=counter,
+            window=30_000,
+            user_budget=2_000,
+            pending_limit=2_000,
+            allow_remote=False,
+            cache_key=None,
+        )
+    finally:
+        await provider.aclose()
+    assert scripted_server.failures == []
+    first, second = (r.body["messages"] for r in scripted_server.requests_to("chat"))
+    assert len(json.dumps(first)) // 4 < 30_000, "the first try fits the window by our count"
+    assert len(second) < len(first), "fewer items after the server said too long"
+    for messages in (first, second):
+        calls = {c["id"] for m in messages for c in m.get("tool_calls") or []}
+        answers = {m["tool_call_id"] for m in messages if m["role"] == "tool"}
+        assert answers <= calls, "no output without its call"
+        assert "chapter 58" in json.dumps(messages), "the newest items are kept"
+        assert "chapter 0:" not in json.dumps(messages), "the oldest went"
+    assert result.method == "local"
+    assert "SUMMARY: chapters read." in json.dumps(result.items)
+    assert [i.get("call_id") for i in result.items][-2:] == ["c59", "c59"], "the step pending"
+
+
+def append(path: Path, text: str) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(text)
+
+
+async def test_the_journal_survives_a_line_cut_by_a_crash(
+    tmp_path: Path, scripted_settings: CodexMax, scripted_server: ScriptedModelServer
+) -> None:
+    from jupyter_codexmax.session.journal import history_at, journal_path
+
+    path = make_notebook(tmp_path / "nb.ipynb", [("a", "code", "x = 1")])
+    scripted_server.load({"steps": [{"text": "one"}, {"text": "two"}, {"text": "three"}]})
+    agent = agent_for(scripted_settings, path, [])
+    try:
+        await agent.run_turn("first")
+    finally:
+        await agent.aclose()
+    first = list(agent.history)
+    journal = journal_path(agent.session_id)
+    append(journal, '{"t":1.0,"kind":"items","items":[{"type":"message","role":"us')
+    assert history_at(agent.session_id, 1) == first, "what was complete before it stands"
+
+    record = read_record(FileNotebook.open(path).metadata)
+    resumed = agent_for(scripted_settings, path, [], resume=record)
+    try:
+        assert resumed.history[: len(first)] == first, "exact resume from the journal"
+        await resumed.run_turn("second")
+    finally:
+        await resumed.aclose()
+    assert history_at(agent.session_id, 2) == resumed.history
+    lines = journal.read_text().splitlines()
+    assert sum(1 for line in lines if line.startswith('{"t":1.0,')) == 1, "cut line kept alone"
+
+    # A cut line after the last full history makes the turns after it unknown (the record
+    # is used then), never wrong.
+    append(
+        journal,
+        '{"t":2.0,"kind":"items","items":[{"type":"mess\n'
+        '{"t":2.1,"kind":"turn","turn":3,"status":"done"}\n',
+    )
+    assert history_at(agent.session_id, 3) is None
+    assert history_at(agent.session_id, 2) == resumed.history

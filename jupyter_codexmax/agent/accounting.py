@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..providers.base import Item, Usage
+from ..providers.base import Usage
 from .tokens import TokenCounter
 
 __all__ = ["DEFAULT_PRICES", "ContextMeter", "Price", "cost_of", "price_for"]
@@ -107,11 +107,12 @@ class ContextMeter:
         self.reported = None
         self.covered = 0
 
-    def estimate(self, history: Sequence[Item], fixed: int) -> int:
-        """Tokens the next request will hold: ``fixed`` is instructions plus tool schemas."""
-        if self.reported is None or self.covered > len(history):
-            return fixed + self.counter.count_items(history)
-        return self.reported + self.counter.count_items(history[self.covered :])
+    def estimate(self, sizes: Sequence[int], fixed: int) -> int:
+        """Tokens the next request will hold, from the history's item sizes (each item
+        counted once, when it was added); ``fixed`` is instructions plus tool schemas."""
+        if self.reported is None or self.covered > len(sizes):
+            return fixed + sum(sizes)
+        return self.reported + sum(sizes[self.covered :])
 
     def over(self, tokens: int) -> bool:
         return tokens > self.limit

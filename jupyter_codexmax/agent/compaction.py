@@ -3,16 +3,19 @@
 The algorithm is written down in ``docs/compaction.md``. In short:
 
 1. **Remote first**: where the provider has ``POST /responses/compact``, send it the history;
-   its output (the user messages it kept and an opaque ``compaction`` item) is kept verbatim.
+   its output is the user messages and an opaque ``compaction`` item, kept verbatim (the
+   user messages within ``compaction_user_budget``, newest first).
 2. **Local otherwise**, or when the remote call fails: ask the model for a hand-off summary
    (``prompts/compact.md``), without tools; if even that request is too large, the oldest
    items are dropped until it fits.
-3. **The new history**: the session's context message, the task ledger (verbatim), the
-   remote output or the most recent user messages that fit ``compaction_user_budget`` plus
-   the summary, then the items of the step in progress (the last calls and their outputs).
-4. **A guard**: if the new history is still over the threshold, try again with half the
-   budget for retained messages and shorter pending outputs; after
-   ``compaction_max_attempts`` attempts, give up with :class:`CompactionError`.
+3. **The new history**: the session's context message, the task ledger (verbatim), the most
+   recent user messages that fit ``compaction_user_budget``, the compaction item or the
+   summary, then the items of the step in progress (the last calls and their outputs).
+4. **A guard** (in ``agent/core.py``): the new history should be well under the threshold
+   (``COMPACTION_TARGET`` of it), or the next compaction comes a few steps later; if not,
+   try again locally with half the budget for retained messages and shorter pending
+   outputs. After ``compaction_max_attempts`` attempts, a history under the threshold is
+   kept (with a notice) and one over it is :class:`CompactionError`.
 """
 
 from __future__ import annotations
@@ -29,9 +32,19 @@ from ..providers.base import Item
 from ..providers.items import message_text, user_message
 from .tokens import TokenCounter
 
-__all__ = ["Compacted", "CompactionError", "compact_history", "pending_items", "prompt"]
+__all__ = [
+    "COMPACTION_TARGET",
+    "Compacted",
+    "CompactionError",
+    "compact_history",
+    "pending_items",
+    "prompt",
+]
 
 SUMMARY_MARK = "Hand-off summary:"
+#: A compaction should leave the context at most this share of the threshold, so the next one
+#: is far away; above it, the guard tries again (harder) before accepting.
+COMPACTION_TARGET = 0.6
 LEDGER_MARK = "Task ledger (kept by jupyter-codexmax"
 
 
@@ -119,6 +132,7 @@ async def summarize_locally(
     provider: Provider,
     history: Sequence[Item],
     *,
+    sizes: Sequence[int] | None = None,
     instructions: str,
     counter: TokenCounter,
     window: int,
@@ -126,24 +140,25 @@ async def summarize_locally(
 ) -> str:
     """The model's hand-off summary of ``history``. Oldest items are dropped (whole call and
     output pairs) until the request fits the window."""
-    items = [i for i in history if i.get("type") != "compaction"]
+    if sizes is None:
+        sizes = [counter.count_items([i]) for i in history]
+    kept = [(i, n) for i, n in zip(history, sizes, strict=True) if i.get("type") != "compaction"]
+    items = [i for i, _ in kept]
+    counts = [n for _, n in kept]
     ask = user_message(prompt("compact"))
-    overhead = counter.count(instructions)
+    room = window * 0.95 - counter.count(instructions) - counter.count_items([ask])
     while True:
-        fits = counter.count_items([*items, ask]) + overhead < window * 0.95
-        if not fits and len(items) > 1:
-            items = _drop_oldest(items)
-            continue
+        start, sent = _newest_that_fit(items, counts, room)
         try:
             result = await provider.complete(
                 ModelRequest(
-                    input=[*items, ask], instructions=instructions, prompt_cache_key=cache_key
+                    input=[*sent, ask], instructions=instructions, prompt_cache_key=cache_key
                 )
             )
         except ContextLengthExceeded:
-            if len(items) <= 1:
+            if len(sent) <= 1:
                 raise
-            items = _drop_oldest(items)
+            room = min(room, sum(counts[start:])) * 0.8  # the server counts more than we do
             continue
         text = result.text.strip()
         if not text:
@@ -151,25 +166,27 @@ async def summarize_locally(
         return text
 
 
-def _drop_oldest(items: list[Item]) -> list[Item]:
-    """Without the oldest item (and, for a call, its output)."""
-    if not items:
-        return items
-    first, rest = items[0], items[1:]
-    if first.get("type") == "function_call":
-        call_id = first.get("call_id")
-        rest = [
-            i
-            for i in rest
-            if not (i.get("type") == "function_call_output" and i.get("call_id") == call_id)
-        ]
-    return rest
+def _newest_that_fit(items: list[Item], sizes: list[int], room: float) -> tuple[int, list[Item]]:
+    """Where the newest items whose sizes sum under ``room`` start (at least one item is
+    kept), and those items, oldest first; an output whose call did not fit goes too."""
+    total = sum(sizes)
+    start = 0
+    while total > room and start < len(items) - 1:
+        total -= sizes[start]
+        start += 1
+    dropped_calls = {i.get("call_id") for i in items[:start] if i.get("type") == "function_call"}
+    return start, [
+        i
+        for i in items[start:]
+        if not (i.get("type") == "function_call_output" and i.get("call_id") in dropped_calls)
+    ]
 
 
 async def compact_history(
     provider: Provider,
     history: Sequence[Item],
     *,
+    sizes: Sequence[int] | None = None,
     instructions: str,
     head: list[Item],
     counter: TokenCounter,
@@ -183,6 +200,7 @@ async def compact_history(
     the new history. Raises :class:`CompactionError` when neither way works."""
     pending = shorten_outputs(pending_items(history), pending_limit)
     body = list(history[: len(history) - len(pending_items(history))])
+    body_sizes = list(sizes[: len(body)]) if sizes is not None else None
     remote_error: str | None = None
     if allow_remote and provider.supports_remote_compaction:
         try:
@@ -198,12 +216,18 @@ async def compact_history(
         else:
             output = list(result.items)
             summary = result.compaction_item
-            retained = [i for i in output if i is not summary]
-            return Compacted([*head, *output, *pending], "remote", summary, retained)
+            # The server returns every user message; the newest within the budget are kept,
+            # like a local compaction's, or a long session outgrows its window in user
+            # messages alone. Anything else it returns, and the compaction item, verbatim.
+            kept = retained_messages(output, counter, user_budget)
+            others = [i for i in output if i is not summary and not is_user_message(i)]
+            new = [*head, *others, *kept, *([summary] if summary is not None else []), *pending]
+            return Compacted(new, "remote", summary, kept)
     try:
         text = await summarize_locally(
             provider,
             body,
+            sizes=body_sizes,
             instructions=instructions,
             counter=counter,
             window=window,

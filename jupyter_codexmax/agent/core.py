@@ -42,7 +42,7 @@ from ..workspace import Workspace
 from . import events as ev
 from .accounting import ContextMeter, cost_of, price_for
 from .approvals import Approver, FutureApprover, RefusingApprover
-from .compaction import CompactionError, compact_history
+from .compaction import COMPACTION_TARGET, CompactionError, compact_history
 from .dispatch import Dispatcher, TurnUndo
 from .instructions import agents_md, build_instructions, context_message
 from .ledger import Ledger
@@ -111,6 +111,8 @@ class Agent:
         self.session_id = uuid.uuid4().hex
         self.created = now()
         self.history: list[Item] = []
+        #: Tokens of each history item, counted once when it is added.
+        self._sizes: list[int] = []
         self.turns = 0
         self.steps = 0
         self.compactions = 0
@@ -271,11 +273,13 @@ class Agent:
 
     def _extend(self, items: Sequence[Item]) -> None:
         self.history.extend(items)
+        self._sizes.extend(self.counter.count_items([i]) for i in items)
         if self.journal is not None and items:
             self.journal.write("items", items=list(items))
 
     def _replace(self, items: list[Item], reason: str) -> None:
         self.history = items
+        self._sizes = [self.counter.count_items([i]) for i in items]
         if self.journal is not None:
             self.journal.write("replace", items=items, reason=reason)
 
@@ -311,7 +315,13 @@ class Agent:
 
     def context_tokens(self) -> int:
         """How full the context is now (the last report plus an estimate since)."""
-        return self.meter.estimate(self.history, self.fixed_tokens())
+        return self.meter.estimate(self.item_sizes(), self.fixed_tokens())
+
+    def item_sizes(self) -> list[int]:
+        """Tokens of each history item (recounted only if the history was set from outside)."""
+        if len(self._sizes) != len(self.history):
+            self._sizes = [self.counter.count_items([i]) for i in self.history]
+        return self._sizes
 
     def _account(self, usage: Usage) -> None:
         self.last_usage = usage
@@ -340,7 +350,10 @@ class Agent:
         self.emit(ev.TurnStarted(turn, message))
         if not self.history:
             self._extend(self._head())
-        self._extend([user_message(message)])
+        masked = self.redact(message)
+        if masked != message:
+            self.emit(ev.Notice("a credential in the message was masked before the model saw it"))
+        self._extend([user_message(masked)])
         steps = 0
         usage = Usage()
         try:
@@ -472,6 +485,7 @@ class Agent:
                 result = await compact_history(
                     self.provider,
                     self.history,
+                    sizes=self.item_sizes(),
                     instructions=self.instructions,
                     head=self._head(),
                     counter=self.counter,
@@ -485,7 +499,16 @@ class Agent:
                 self.emit(ev.CompactionFailed(self.redact(str(exc))))
                 raise
             after = self.fixed_tokens() + self.counter.count_items(result.items)
-            if not self.meter.over(after):
+            if after <= self.meter.limit * COMPACTION_TARGET:
+                break
+            if attempts >= settings.compaction_max_attempts and not self.meter.over(after):
+                self.emit(
+                    ev.Notice(
+                        f"compaction left {after:,} tokens, close to the limit of "
+                        f"{self.meter.limit:,}: the next one will come soon; consider a model "
+                        "with a larger window or a smaller compaction_user_budget"
+                    )
+                )
                 break
             if attempts >= settings.compaction_max_attempts:
                 message = (

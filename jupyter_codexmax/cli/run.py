@@ -322,7 +322,17 @@ def write_report(
 
 
 def peak_memory_mb() -> float | None:
-    """This process's peak resident memory in MiB (None where the OS does not say)."""
+    """This process's peak resident memory in MiB (None where the OS does not say).
+
+    On Linux, ``VmHWM`` (getrusage's figure survives ``exec``, so it would count the memory
+    of whatever process started this one)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
     try:
         import resource
     except ImportError:  # Windows

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,48 +47,89 @@ class Journal:
         self._ready = False
 
     def write(self, kind: str, **fields: Any) -> None:
+        start = ""
         if not self._ready:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._ready = True
+            start = "\n" if _ends_mid_line(self.path) else ""  # a process killed mid-write
         record = {"t": round(time.time(), 3), "kind": kind, **fields}
         line = secrets.redact(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
         with open(self.path, "a", encoding="utf-8") as f:
+            f.write(start)
             f.write(line + "\n")
             f.flush()
-            os.fsync(f.fileno())
+            if kind != "items":  # the turn's end and full histories are what resume relies on
+                os.fsync(f.fileno())
 
 
-def _records(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, encoding="utf-8") as f:
-        for raw in f:
-            line = raw.strip()
-            if not line:
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                return  # a line cut by a crash: everything before it stands
-            if isinstance(record, dict):
-                yield record
+def _ends_mid_line(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() == 0:
+                return False
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+    except OSError:
+        return False
+
+
+_KIND = re.compile(rb'"kind":"(\w+)"')
+
+
+def _kind(line: bytes) -> bytes | None:
+    """A record's kind, read from the start of its line without parsing it (every record is
+    written ``{"t":...,"kind":"...",...}``)."""
+    match = _KIND.search(line, 0, 64)
+    return match.group(1) if match else None
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def history_at(session_id: str, turns: int, path: Path | None = None) -> list[Item] | None:
     """The exact history after turn ``turns``, replayed from the journal; None when the
-    journal is missing or does not reach that turn (then the notebook's record is used)."""
+    journal is missing, does not reach that turn, or is damaged between the last full
+    history it wrote and that turn (then the notebook's record is used).
+
+    Only the lines from the last ``replace`` before the turn's end are parsed, so a long
+    session resumes as fast as a short one."""
     source = path or journal_path(session_id)
-    if not source.is_file():
-        return None
-    history: list[Item] = []
-    at_turn: list[Item] | None = None
     try:
-        for record in _records(source):
-            kind = record.get("kind")
-            if kind == "items":
-                history.extend(record.get("items") or [])
-            elif kind == "replace":
-                history = list(record.get("items") or [])
-            elif kind == "turn" and record.get("turn") == turns:
-                at_turn = list(history)
+        lines = source.read_bytes().split(b"\n")
     except OSError:
         return None
-    return at_turn
+    end = None
+    for index in range(len(lines) - 1, -1, -1):
+        if _kind(lines[index]) == b"turn":
+            record = _parse(lines[index])
+            if record is not None and record.get("turn") == turns:
+                end = index
+                break
+    if end is None:
+        return None
+    start = 0
+    for index in range(end - 1, -1, -1):
+        if _kind(lines[index]) == b"replace":
+            start = index
+            break
+    history: list[Item] | None = []
+    for line in lines[start:end]:
+        if not line.strip():
+            continue
+        kind = _kind(line)
+        if kind not in (b"items", b"replace"):
+            continue
+        record = _parse(line)
+        if record is None:  # a line cut by a crash: unknown until the next full history
+            history = None
+        elif kind == b"replace":
+            history = list(record.get("items") or [])
+        elif history is not None:
+            history.extend(record.get("items") or [])
+    return history
