@@ -295,8 +295,9 @@ class CodexMax(Configurable):
 
     session_cap = Int(
         65_536,
-        help="""Bytes the session record may take in the notebook's metadata; over it, the
-        oldest parts are dropped (see docs/session.md).""",
+        min=8_192,
+        help="""Bytes the session record may take in the notebook's metadata (at least
+        8192); over it, the oldest parts are dropped (see docs/session.md).""",
     ).tag(config=True)
 
     journal = Bool(

@@ -27,6 +27,7 @@ __all__ = [
     "is_sensitive_header",
     "mask_config",
     "redact",
+    "redact_value",
     "without_credentials",
 ]
 
@@ -134,16 +135,20 @@ def register(*values: str | Secret | None) -> None:
                 _registered.add(text)
 
 
-def redact(text: str, extra: Iterable[str | Secret] = ()) -> str:
-    """``text`` with every known secret, bearer token and ``sk-...`` key masked."""
+def _known(extra: Iterable[str | Secret]) -> list[str]:
+    """Registered secrets and ``extra``, longest first (a secret that contains another is
+    masked whole)."""
     with _lock:
         values = set(_registered)
     for value in extra:
         raw = value.reveal() if isinstance(value, Secret) else value
         if raw and len(raw) >= MIN_REDACTED_LENGTH:
             values.add(raw)
-    # Longest first, so a secret that contains another is masked whole.
-    for value in sorted(values, key=len, reverse=True):
+    return sorted(values, key=len, reverse=True)
+
+
+def _mask(text: str, known: list[str]) -> str:
+    for value in known:
         if value in text:
             text = text.replace(value, MASK)
     for pattern in _PATTERNS:
@@ -152,6 +157,29 @@ def redact(text: str, extra: Iterable[str | Secret] = ()) -> str:
             text,
         )
     return text
+
+
+def redact(text: str, extra: Iterable[str | Secret] = ()) -> str:
+    """``text`` with every known secret, bearer token and ``sk-...`` key masked."""
+    return _mask(text, _known(extra))
+
+
+def redact_value(value: Any, extra: Iterable[str | Secret] = ()) -> Any:
+    """``value`` (strings, dicts, lists, as JSON holds them) with :func:`redact` applied to
+    every string in it, keys included. Redact values, never their JSON text: escapes such
+    as ``\\n`` hide word boundaries from the patterns."""
+    known = _known(extra)
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return _mask(item, known)
+        if isinstance(item, dict):
+            return {_mask(str(k), known): walk(v) for k, v in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [walk(v) for v in item]
+        return item
+
+    return walk(value)
 
 
 def is_credential_name(name: str) -> bool:

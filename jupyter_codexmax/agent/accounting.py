@@ -12,6 +12,7 @@ the context is before it sends anything.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,8 +49,12 @@ DEFAULT_PRICES: dict[str, Price] = {
 }
 
 
+_SNAPSHOT = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|latest|preview)$")
+
+
 def price_for(model: str, overrides: Mapping[str, Any] | None = None) -> Price | None:
-    """The price of ``model``: an override, else the table (exact or longest prefix)."""
+    """The price of ``model``: an override, else the table (the name, or its dated
+    snapshot's model); None when unknown."""
     table: dict[str, Price] = dict(DEFAULT_PRICES)
     for name, value in (overrides or {}).items():
         if isinstance(value, Mapping):
@@ -60,8 +65,10 @@ def price_for(model: str, overrides: Mapping[str, Any] | None = None) -> Price |
             )
     if model in table:
         return table[model]
-    matches = [name for name in table if model.startswith(name)]
-    return table[max(matches, key=len)] if matches else None
+    # A dated snapshot (gpt-4o-2024-08-06) costs what its model does; a variant with a
+    # name of its own (gpt-4o-mini, o3-pro) does not: it is unknown unless configured.
+    base = _SNAPSHOT.sub("", model)
+    return table.get(base)
 
 
 def cost_of(usage: Usage, price: Price | None) -> float:

@@ -21,14 +21,14 @@ The algorithm is written down in ``docs/compaction.md``. In short:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
 from ..errors import CodexmaxError, ContextLengthExceeded, ModelError
 from ..notebook.view import cut_text
 from ..providers import ModelRequest, Provider
-from ..providers.base import Item
+from ..providers.base import Item, Usage
 from ..providers.items import message_text, user_message
 from .tokens import TokenCounter
 
@@ -37,6 +37,7 @@ __all__ = [
     "Compacted",
     "CompactionError",
     "compact_history",
+    "is_model_output",
     "pending_items",
     "prompt",
 ]
@@ -65,6 +66,8 @@ class Compacted:
     method: str  # remote, local
     summary: Item | None
     retained: list[Item]
+    #: What the compaction's own requests used (billed like any other).
+    usage: Usage = field(default_factory=Usage)
 
 
 def is_user_message(item: Item) -> bool:
@@ -74,20 +77,33 @@ def is_user_message(item: Item) -> bool:
     return not message_text(item).startswith(prompt("summary_prefix")[:60])
 
 
+def is_model_output(item: Item) -> bool:
+    """An item the model produced (reasoning, a message of its own, a function call)."""
+    kind = item.get("type", "message")
+    if kind in ("reasoning", "function_call"):
+        return True
+    return kind == "message" and item.get("role") == "assistant"
+
+
 def pending_items(history: Sequence[Item]) -> list[Item]:
-    """The step in progress: the last model step's function calls (and its reasoning) and
-    their outputs, never split. Earlier steps are history to compact, even when every step
+    """The step in progress: the last model output (its reasoning, any message, its function
+    calls) and the calls' outputs, never split: the Responses API refuses a call without
+    the reasoning that led to it. Earlier steps are history to compact, even when every step
     of a long turn was a tool call."""
     index = len(history)
     while index and history[index - 1].get("type") == "function_call_output":
         index -= 1
-    outputs = {i.get("call_id") for i in history[index:]}
+    answered = {i.get("call_id") for i in history[index:]}
     start = index
-    while start and history[start - 1].get("type") in ("function_call", "reasoning"):
+    while start and is_model_output(history[start - 1]):
         start -= 1
     calls = [i for i in history[start:index] if i.get("type") == "function_call"]
-    if not calls or any(c.get("call_id") not in outputs for c in calls):
-        return list(history[start:index]) if not outputs else []
+    if not calls:
+        return []
+    if not answered:
+        return list(history[start:index])  # calls not run yet
+    if any(c.get("call_id") not in answered for c in calls):
+        return []
     return list(history[start:])
 
 
@@ -103,12 +119,26 @@ def retained_messages(history: Sequence[Item], counter: TokenCounter, budget: in
             break
         message = item
         if size > budget:
-            message = user_message(cut_text(message_text(item), budget * 4, tail_share=0.3))
+            message = user_message(cut_to_tokens(message_text(item), budget, counter))
             size = counter.count_items([message])
         kept.append(message)
         used += size
     kept.reverse()
     return kept
+
+
+def cut_to_tokens(text: str, budget: int, counter: TokenCounter) -> str:
+    """``text`` cut head and tail to at most ``budget`` tokens (by the counter, so scripts
+    with several bytes a token are cut as far as they need)."""
+    limit = budget * 4
+    cut = cut_text(text, limit, tail_share=0.3)
+    for _ in range(8):
+        tokens = counter.count(cut)
+        if tokens <= budget:
+            break
+        limit = max(200, int(limit * budget / tokens * 0.95))
+        cut = cut_text(text, limit, tail_share=0.3)
+    return cut
 
 
 def shorten_outputs(items: list[Item], limit: int) -> list[Item]:
@@ -137,16 +167,25 @@ async def summarize_locally(
     counter: TokenCounter,
     window: int,
     cache_key: str | None,
-) -> str:
-    """The model's hand-off summary of ``history``. Oldest items are dropped (whole call and
-    output pairs) until the request fits the window."""
+) -> tuple[str, Usage]:
+    """The model's hand-off summary of ``history``, and the usage of the requests made.
+    The oldest items are left out (never splitting a model output, or a call from its
+    output) until the request fits the window."""
     if sizes is None:
         sizes = [counter.count_items([i]) for i in history]
-    kept = [(i, n) for i, n in zip(history, sizes, strict=True) if i.get("type") != "compaction"]
+    # A compaction item from an earlier remote compaction holds everything before it: it goes
+    # to a provider that reads it (the same Responses server), never to one that cannot.
+    keep_items = provider.supports_remote_compaction
+    kept = [
+        (i, n)
+        for i, n in zip(history, sizes, strict=True)
+        if keep_items or i.get("type") != "compaction"
+    ]
     items = [i for i, _ in kept]
     counts = [n for _, n in kept]
     ask = user_message(prompt("compact"))
     room = window * 0.95 - counter.count(instructions) - counter.count_items([ask])
+    used = Usage()
     while True:
         start, sent = _newest_that_fit(items, counts, room)
         try:
@@ -160,10 +199,12 @@ async def summarize_locally(
                 raise
             room = min(room, sum(counts[start:])) * 0.8  # the server counts more than we do
             continue
+        if result.usage is not None:
+            used = used + result.usage
         text = result.text.strip()
         if not text:
             raise CompactionError("the model returned an empty hand-off summary")
-        return text
+        return text, used
 
 
 def _newest_that_fit(items: list[Item], sizes: list[int], room: float) -> tuple[int, list[Item]]:
@@ -174,6 +215,18 @@ def _newest_that_fit(items: list[Item], sizes: list[int], room: float) -> tuple[
     while total > room and start < len(items) - 1:
         total -= sizes[start]
         start += 1
+
+    # Never start inside one model output (a call without its reasoning is refused): the
+    # next boundary, else (nothing after it would be left) the one before.
+    def boundary(index: int) -> bool:
+        return index == 0 or not is_model_output(items[index - 1])
+
+    ahead = next((i for i in range(start, len(items)) if boundary(i)), None)
+    if ahead is not None and ahead < len(items):
+        start = ahead
+    else:
+        while not boundary(start):
+            start -= 1
     dropped_calls = {i.get("call_id") for i in items[:start] if i.get("type") == "function_call"}
     return start, [
         i
@@ -222,9 +275,9 @@ async def compact_history(
             kept = retained_messages(output, counter, user_budget)
             others = [i for i in output if i is not summary and not is_user_message(i)]
             new = [*head, *others, *kept, *([summary] if summary is not None else []), *pending]
-            return Compacted(new, "remote", summary, kept)
+            return Compacted(new, "remote", summary, kept, result.usage or Usage())
     try:
-        text = await summarize_locally(
+        text, usage = await summarize_locally(
             provider,
             body,
             sizes=body_sizes,
@@ -240,7 +293,7 @@ async def compact_history(
         raise CompactionError(f"compaction failed: {why}") from exc
     summary = user_message(f"{prompt('summary_prefix')}\n{text}")
     retained = retained_messages(body, counter, user_budget)
-    return Compacted([*head, *retained, summary, *pending], "local", summary, retained)
+    return Compacted([*head, *retained, summary, *pending], "local", summary, retained, usage)
 
 
 def _is_head(item: Item) -> bool:

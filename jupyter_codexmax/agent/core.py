@@ -36,7 +36,7 @@ from ..providers import TextDelta as ModelTextDelta
 from ..providers.base import Item, Usage
 from ..providers.items import function_call_output, message_text, user_message
 from ..session.journal import Journal, history_at
-from ..session.store import SessionRecord, now
+from ..session.store import SessionRecord, now, record_digest
 from ..tools import ToolRegistry, default_tools
 from ..workspace import Workspace
 from . import events as ev
@@ -113,6 +113,14 @@ class Agent:
         self.history: list[Item] = []
         #: Tokens of each history item, counted once when it is added.
         self._sizes: list[int] = []
+        #: Compactions in a row after which the server still reported a context over the
+        #: threshold; whether the next report is the first after one; and what compaction
+        #: requests used during the turn (added to the turn's usage).
+        self._futile_compactions = 0
+        #: Why the last save of the session failed (None: it was saved).
+        self.save_error: str | None = None
+        self._after_compaction = False
+        self._extra_usage = Usage()
         self.turns = 0
         self.steps = 0
         self.compactions = 0
@@ -133,7 +141,11 @@ class Agent:
         self._save_session = save_session
         if resume is not None:
             self._resume(resume)
-        self.journal = Journal(self.session_id) if settings.journal else None
+        self.journal = (
+            Journal(self.session_id, secret_values=self._secret_values)
+            if settings.journal
+            else None
+        )
         if self.journal is not None:
             self.journal.write(
                 "start",
@@ -188,6 +200,7 @@ class Agent:
             return "nothing to compact"
         before = self.context_tokens()
         await self._compact("requested", before)
+        self._extra_usage = Usage()  # billed to the session; no turn to add it to
         await self._persist("compacted")
         return f"compacted: {before:,} -> {self.context_tokens():,} tokens"
 
@@ -328,6 +341,12 @@ class Agent:
         self.usage_total = self.usage_total + usage
         self.cost += cost_of(usage, price_for(self.settings.model, self.settings.prices))
         self.meter.report(usage, len(self.history))
+        if self._after_compaction:
+            # The first report after a compaction says whether it helped, by the server's
+            # own count: compactions that do not are counted (the guard stops a loop).
+            self._after_compaction = False
+            over = self.meter.over(usage.input_tokens + usage.output_tokens)
+            self._futile_compactions = self._futile_compactions + 1 if over else 0
         self.emit(
             ev.UsageUpdated(
                 usage.input_tokens,
@@ -338,6 +357,7 @@ class Agent:
                 self.usage_total.output_tokens,
                 usage.input_tokens + usage.output_tokens,
                 self.meter.window,
+                round(self.cost, 6),
             )
         )
 
@@ -373,6 +393,10 @@ class Agent:
                     await self._compact("overflow", self.context_tokens())
                     self.emit(ev.StepStarted(turn, steps))
                     items, completed = await self._sample(model, effort)
+                while items and items[-1].get("type") == "reasoning":
+                    # Reasoning must be followed by what it led to; a response cut off
+                    # after it would make every later request invalid.
+                    items.pop()
                 self._extend(items)
                 if completed is not None and completed.usage is not None:
                     usage = usage + completed.usage
@@ -406,13 +430,23 @@ class Agent:
             )
 
     async def _finish(self, turn: int, result: TurnResult) -> TurnResult:
+        if self._extra_usage.input_tokens or self._extra_usage.output_tokens:
+            result = dataclasses.replace(result, usage=result.usage + self._extra_usage)
+            self._extra_usage = Usage()
         self._last_result = result
         if self.dispatcher.undo is not None:
             self.dispatcher.undo.seal()
             self._undo.append(self.dispatcher.undo)
             self.dispatcher.undo = None
-        with contextlib.suppress(Exception):
+        try:
             await self._persist(result.status)
+        except Exception as exc:
+            # The turn's work stands; its session was not stored. Said, never swallowed.
+            self.save_error = self.redact(f"the session could not be saved: {exc}")
+            log.warning("%s", self.save_error)
+            self.emit(ev.ErrorEvent(self.save_error, fatal=False))
+        else:
+            self.save_error = None
         self.emit(
             ev.TurnFinished(turn, result.status, result.final_text, result.steps, result.error)
         )
@@ -472,10 +506,40 @@ class Agent:
         if self.meter.over(tokens):
             await self._compact("threshold", tokens)
 
+    def _bill(self, usage: Usage) -> None:
+        """Usage of requests that are not steps (compaction): totals and cost only."""
+        if not usage.input_tokens and not usage.output_tokens:
+            return
+        self.usage_total = self.usage_total + usage
+        self._extra_usage = self._extra_usage + usage
+        self.cost += cost_of(usage, price_for(self.settings.model, self.settings.prices))
+        self.emit(
+            ev.UsageUpdated(
+                usage.input_tokens,
+                usage.cached_input_tokens,
+                usage.output_tokens,
+                usage.reasoning_tokens,
+                self.usage_total.input_tokens,
+                self.usage_total.output_tokens,
+                self.context_tokens(),
+                self.meter.window,
+                round(self.cost, 6),
+            )
+        )
+
     async def _compact(self, reason: str, before: int) -> None:
         """Compact the history; :class:`CompactionError` after the guard's attempts."""
         settings = self.settings
         self.emit(ev.CompactionStarted(reason, before, self.meter.limit))
+        if self._futile_compactions >= settings.compaction_max_attempts:
+            message = (
+                f"compaction is not helping: after each of the last "
+                f"{self._futile_compactions} compactions the server reported more than the "
+                f"limit of {self.meter.limit:,} tokens; stopping instead of compacting again "
+                "(a smaller compaction_user_budget, or a model with a larger window, may help)"
+            )
+            self.emit(ev.CompactionFailed(message))
+            raise CompactionError(message)
         budget = settings.compaction_user_budget
         pending_limit = settings.tool_output_limit
         attempts = 0
@@ -523,8 +587,10 @@ class Agent:
             pending_limit = max(1_000, pending_limit // 2)
         self._replace(result.items, f"compaction ({reason}, {result.method})")
         self.meter.forget()
+        self._after_compaction = True
         self.compactions += 1
         self.last_summary = result.summary
+        self._bill(result.usage)
         self.emit(ev.CompactionFinished(result.method, before, after, attempts, self.compactions))
 
     # -- the session --------------------------------------------------------------------------
@@ -552,16 +618,22 @@ class Agent:
                 self.history, self.counter, self.settings.compaction_user_budget
             ),
             ledger=self.ledger.to_json(),
+            secret_values=self._secret_values,
         )
 
     async def _persist(self, status: str) -> None:
         """Save the session with the notebook, and mark the turn in the journal. At the
         read-only level the notebook is not written, not even the agent's own metadata."""
+        record = self.session_record().to_json()
         if self._save_session is not None and self.approval != "read-only":
-            await self._save_session(self.session_record().to_json())
+            await self._save_session(record)
         if self.journal is not None:
             self.journal.write(
-                "turn", turn=self.turns, status=status, context_tokens=self.context_tokens()
+                "turn",
+                turn=self.turns,
+                status=status,
+                context_tokens=self.context_tokens(),
+                record=record_digest(record),
             )
 
     def _resume(self, record: SessionRecord) -> None:
@@ -581,8 +653,12 @@ class Agent:
         self.cost = float(usage.get("cost_usd", 0.0))
         self.ledger = Ledger.from_json(record.ledger)
         self.last_summary = record.summary
-        exact = history_at(record.session_id, record.turns) if self.settings.journal else None
-        self.history = resumed_history(record, self._head(), self.notebook, exact)
+        exact = (
+            history_at(record.session_id, record.turns, record_digest(record.to_json()))
+            if self.settings.journal
+            else None
+        )
+        self.history = resumed_history(record, self._head(), self.notebook, exact, self.redact)
         if exact:
             # The very history the stored size was reported for: the new process knows how
             # full the context is before its first request (and compacts first if need be).

@@ -136,7 +136,8 @@ class ApprovalResolved:
 
 @dataclass(frozen=True)
 class UsageUpdated:
-    """Tokens the server reported for the last request, and totals for the session."""
+    """Tokens the server reported for the last request, and totals for the session (with
+    its estimated cost in US dollars, 0 when the model's price is unknown)."""
 
     input_tokens: int
     cached_input_tokens: int
@@ -146,6 +147,7 @@ class UsageUpdated:
     total_output_tokens: int
     context_tokens: int
     context_window: int
+    cost_usd: float = 0.0
 
 
 @dataclass(frozen=True)

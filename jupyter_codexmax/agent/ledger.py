@@ -19,6 +19,8 @@ __all__ = ["Ledger"]
 
 #: Most entries kept per list (the newest); the ledger must stay small.
 MAX_ENTRIES = 40
+#: Earlier tasks kept.
+MAX_TASKS = 5
 MAX_TEXT = 300
 
 
@@ -32,6 +34,8 @@ class Ledger:
     """The state of the task, from the events the core emits."""
 
     task: str = ""
+    #: The tasks of earlier turns of the session (the newest last).
+    earlier_tasks: list[str] = field(default_factory=list)
     plan: list[dict[str, str]] = field(default_factory=list)
     cells_edited: list[str] = field(default_factory=list)
     files_changed: list[str] = field(default_factory=list)
@@ -45,8 +49,11 @@ class Ledger:
 
     def observe(self, event: ev.Event) -> None:
         if isinstance(event, ev.TurnStarted):
-            if not self.task:
-                self.task = _clip(event.message, 1_000)
+            task = _clip(event.message, 1_000)
+            if self.task and task != self.task:
+                self._remember(self.earlier_tasks, _clip(self.task, 300))
+                del self.earlier_tasks[:-MAX_TASKS]
+            self.task = task
         elif isinstance(event, ev.PlanUpdated):
             self.plan = [
                 {"step": _clip(s["step"], 200), "status": s["status"]} for s in event.steps
@@ -116,6 +123,8 @@ class Ledger:
             "Task ledger (kept by jupyter-codexmax from what actually happened; it is "
             "accurate even where a summary is not):"
         ]
+        if self.earlier_tasks:
+            lines.append("Earlier tasks in this session: " + " | ".join(self.earlier_tasks))
         if self.task:
             lines.append(f"Task: {self.task}")
         if self.plan:
@@ -146,6 +155,7 @@ class Ledger:
     def to_json(self) -> dict[str, Any]:
         return {
             "task": self.task,
+            "earlier_tasks": self.earlier_tasks,
             "plan": self.plan,
             "cells_edited": self.cells_edited,
             "files_changed": self.files_changed,
@@ -159,6 +169,7 @@ class Ledger:
     def from_json(cls, data: dict[str, Any]) -> Ledger:
         return cls(
             task=str(data.get("task", "")),
+            earlier_tasks=[str(t) for t in data.get("earlier_tasks", [])],
             plan=[dict(s) for s in data.get("plan", [])],
             cells_edited=list(data.get("cells_edited", [])),
             files_changed=list(data.get("files_changed", [])),
@@ -169,16 +180,37 @@ class Ledger:
         )
 
     def shrink(self) -> bool:
-        """Drop the oldest half of the longest list (for the metadata size cap)."""
+        """Make the ledger smaller, one step at a time (for the metadata size cap): the
+        oldest half of the longest list first; then the earlier tasks, the plan's finished
+        steps, and finally the texts of the task and the plan's steps. False when nothing
+        is left to shrink."""
         lists: list[Any] = [self.cells_edited, self.files_changed, self.refused, self.errors]
         dicts: list[dict[str, str]] = [self.cells_run, self.commands]
         longest = max([*lists, *dicts], key=len)
-        if len(longest) <= 1:
-            return False
-        drop = len(longest) // 2
-        if isinstance(longest, dict):
-            for key in list(longest)[:drop]:
-                longest.pop(key)
-        else:
-            del longest[:drop]
-        return True
+        if len(longest) > 1:
+            drop = len(longest) // 2
+            if isinstance(longest, dict):
+                for key in list(longest)[:drop]:
+                    longest.pop(key)
+            else:
+                del longest[:drop]
+            return True
+        if self.earlier_tasks:
+            del self.earlier_tasks[: max(1, len(self.earlier_tasks) // 2)]
+            return True
+        finished = [s for s in self.plan if s.get("status") == "completed"]
+        if len(finished) > 1:
+            self.plan = [s for s in self.plan if s not in finished[:-1]]
+            return True
+        for entries in (*lists, *dicts):
+            if entries:
+                entries.clear()
+                return True
+        if len(self.task) > 200 or any(len(s.get("step", "")) > 60 for s in self.plan):
+            self.task = _clip(self.task, 200)
+            self.plan = [{**s, "step": _clip(s.get("step", ""), 60)} for s in self.plan]
+            return True
+        if len(self.plan) > 3:
+            self.plan = self.plan[-3:]
+            return True
+        return False

@@ -65,23 +65,29 @@ def stored_messages(history: Sequence[Item], counter: TokenCounter, budget: int)
     return kept
 
 
-def resume_note(doc: NotebookDocument | None) -> Item:
-    """The developer note that starts a resumed session: the kernel is new; the notebook."""
+def resume_note(doc: NotebookDocument | None, redact: Callable[[str], str]) -> Item:
+    """The developer note that starts a resumed session: the kernel is new; the notebook
+    (its outputs masked of secrets, as every tool output is)."""
     text = prompt("resume")
     if doc is not None:
         view = render_cells(doc, budget=RESUME_VIEW_BUDGET, image_ok=False)
-        text += "\n" + (view.text or "(the notebook has no cells)")
+        text += "\n" + redact(view.text or "(the notebook has no cells)")
     return user_message(text, role="developer")
 
 
 def resumed_history(
-    record: SessionRecord, head: list[Item], doc: NotebookDocument | None, exact: list[Item] | None
+    record: SessionRecord,
+    head: list[Item],
+    doc: NotebookDocument | None,
+    exact: list[Item] | None,
+    redact: Callable[[str], str],
 ) -> list[Item]:
     """The history to carry on with: the journal's exact one, else rebuilt from the record."""
+    note = resume_note(doc, redact)
     if exact:
-        return [*exact, resume_note(doc)]
+        return [*exact, note]
     summary = [record.summary] if record.summary else []
-    return [*head, *summary, *record.messages, resume_note(doc)]
+    return [*head, *summary, *record.messages, note]
 
 
 def build_record(
@@ -96,6 +102,7 @@ def build_record(
     summary: Item | None,
     messages: list[Item],
     ledger: dict[str, Any],
+    secret_values: list[str] | None = None,
 ) -> SessionRecord:
     record = SessionRecord(
         session_id=session_id,
@@ -112,7 +119,7 @@ def build_record(
         messages=messages,
         ledger=ledger,
     )
-    return fit_record(record, settings.session_cap)
+    return fit_record(record, settings.session_cap, secret_values)
 
 
 def notebook_saver(doc: NotebookDocument) -> SaveSession:

@@ -38,7 +38,7 @@ from ..config import CodexMax
 from ..notebook.document import NotebookError
 from ..notebook.file import FileNotebook, atomic_write
 from ..providers.base import Usage
-from ..session.store import SessionError, SessionRecord, read_record
+from ..session.store import SessionError, SessionRecord, latest_record
 from ..workspace import PathError, Workspace
 from .progress import Progress
 
@@ -144,7 +144,7 @@ def open_all(
         record = None
         if not new_session:
             try:
-                record = read_record(doc.metadata, str(doc.path))
+                record = latest_record(doc.nb, str(doc.path))
             except SessionError as exc:
                 problems.append(f"{exc} (or run with --new-session)")
                 continue
@@ -207,7 +207,9 @@ async def _run_one(
         shown.get(cid, cid): status for cid, status in agent.state.get("cells_run", {}).items()
     }
     plan = list(agent.state.get("plan", []))
-    if turn.status != "done":
+    if agent.save_error:
+        outcome.error = outcome.error or agent.save_error
+    if turn.status != "done" or agent.save_error:
         outcome.status = "failed"
     elif any(s != "ok" for s in cells_run.values()) or any(
         s["status"] != "completed" for s in plan
@@ -215,11 +217,11 @@ async def _run_one(
         outcome.status = "incomplete"
     else:
         outcome.status = "done"
-    outcome.data = {
+    data = {
         "path": str(doc.path),
         "status": outcome.status,
         "turn_status": turn.status,
-        "error": turn.error,
+        "error": outcome.error,
         "steps": turn.steps,
         "tools": dict(agent.tools_used),
         "cells_edited": sorted(agent.state.get("cells_touched", set())),
@@ -238,9 +240,12 @@ async def _run_one(
             "cost_usd": round(agent.cost, 6),
         },
         "wall_time": round(outcome.seconds, 3),
-        "final_message": secrets.redact(turn.final_text),
+        "final_message": turn.final_text,
         "kernel_starts": runner.starts,
     }
+    # Values, not JSON text, are masked (escapes hide word boundaries from the patterns),
+    # with the credentials of this process's environment too.
+    outcome.data = secrets.redact_value(data, secrets.credential_values(os.environ))
     return outcome
 
 
@@ -314,7 +319,8 @@ def write_report(
             o.data or {"path": o.path, "status": o.status, "error": o.error} for o in outcomes
         ],
     }
-    text = secrets.redact(json.dumps(report, indent=2, ensure_ascii=False)) + "\n"
+    report = secrets.redact_value(report, secrets.credential_values(os.environ))
+    text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
     path = Path(target)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

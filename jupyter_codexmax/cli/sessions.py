@@ -11,14 +11,21 @@ from ..config import CodexMax
 from ..notebook.document import NotebookError
 from ..notebook.file import FileNotebook
 from ..providers.items import message_text
-from ..session.store import METADATA_KEY, SessionError, SessionRecord, read_record
+from ..session.store import (
+    METADATA_KEY,
+    OUTPUT_MIME,
+    SessionError,
+    SessionRecord,
+    latest_record,
+    record_sources,
+)
 
 __all__ = ["compact_notebook", "show_session", "strip_notebooks"]
 
 
 def _open(path: str) -> tuple[FileNotebook, SessionRecord | None]:
     doc = FileNotebook.open(path)
-    return doc, read_record(doc.metadata, str(doc.path))
+    return doc, latest_record(doc.nb, str(doc.path))
 
 
 def show_session(path: str, *, as_json: bool, cap: int, out: TextIO = sys.stdout) -> int:
@@ -75,7 +82,8 @@ def show_session(path: str, *, as_json: bool, cap: int, out: TextIO = sys.stdout
 
 
 def strip_notebooks(paths: list[str], out: TextIO = sys.stdout) -> int:
-    """Remove the agent's metadata from each notebook; others are not touched."""
+    """Remove the agent's sessions from each notebook (the metadata key, and the records kept
+    in ``%%agent`` outputs, whose readable summaries stay); others are not touched."""
     status = 0
     for path in paths:
         try:
@@ -84,7 +92,7 @@ def strip_notebooks(paths: list[str], out: TextIO = sys.stdout) -> int:
             print(f"jupyter-codexmax: error: {exc}", file=sys.stderr)
             status = 2
             continue
-        if METADATA_KEY not in doc.metadata:
+        if not record_sources(doc.nb):
             continue
         if not doc.writable:
             print(
@@ -92,8 +100,20 @@ def strip_notebooks(paths: list[str], out: TextIO = sys.stdout) -> int:
             )
             status = 2
             continue
+        for cell in doc.nb.cells:
+            for output in cell.get("outputs") or []:
+                data = output.get("data")
+                if isinstance(data, dict):
+                    data.pop(OUTPUT_MIME, None)
         asyncio.run(doc.remove_metadata(METADATA_KEY))
-        asyncio.run(doc.save())
+        doc.dirty = True
+        try:
+            asyncio.run(doc.save())
+        except (OSError, NotebookError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            print(f"jupyter-codexmax: error: {doc.path}: not written: {reason}", file=sys.stderr)
+            status = 2
+            continue
         print(f"stripped {doc.path}", file=out)
     return status
 
@@ -110,7 +130,8 @@ def compact_notebook(settings: CodexMax, path: str, out: TextIO = sys.stdout) ->
     workspace = Workspace.for_notebook(doc.path, settings.workspace_root or None)
 
     async def go() -> str:
-        agent = Agent(settings, workspace=workspace, notebook=doc, resume=record)
+        # Saving the compacted session is what was asked for, at any approval level.
+        agent = Agent(settings, workspace=workspace, notebook=doc, resume=record, approval="ask")
         try:
             return await agent.compact()
         finally:

@@ -61,6 +61,9 @@ class NotebookDocument(abc.ABC):
     """A notebook the agent reads and changes."""
 
     path: Path
+    #: Whether edits stay in the agent's working copy, shown to the user as proposals (a
+    #: kernel without the bridge: :mod:`.detached`).
+    edits_are_proposals = False
 
     def __init__(self, path: Path, nb: Any, ids: list[str]) -> None:
         self.path = path

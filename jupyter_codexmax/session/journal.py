@@ -5,8 +5,10 @@
 - ``{"kind": "start", "session_id", "notebook", "model", ...}``
 - ``{"kind": "items", "items": [...]}``: items added to the history, in order;
 - ``{"kind": "replace", "items": [...], "reason"}``: the history after a compaction;
-- ``{"kind": "turn", "turn": N, "status"}``: a turn ended (and the session was saved);
-- ``{"kind": "usage", ...}``.
+- ``{"kind": "turn", "turn": N, "status", "record"}``: a turn ended and the session was
+  saved; ``record`` is the saved record's digest, so a resume replays only the history of
+  the very record it resumes (a copied notebook has the same session id, not the same
+  history).
 
 Each line carries ``"t"``, the time. The journal is for audit and for exact resume on the
 same machine: :func:`history_at` replays it up to the last turn that was saved. The
@@ -42,9 +44,13 @@ def journal_path(session_id: str) -> Path:
 class Journal:
     """Appends a session's records to its file (created on the first write)."""
 
-    def __init__(self, session_id: str, path: Path | None = None) -> None:
+    def __init__(
+        self, session_id: str, path: Path | None = None, *, secret_values: list[str] | None = None
+    ) -> None:
         self.path = path or journal_path(session_id)
         self._ready = False
+        #: Values to mask besides the registered secrets (the environment's credentials).
+        self.secret_values = list(secret_values or [])
 
     def write(self, kind: str, **fields: Any) -> None:
         start = ""
@@ -52,8 +58,10 @@ class Journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._ready = True
             start = "\n" if _ends_mid_line(self.path) else ""  # a process killed mid-write
-        record = {"t": round(time.time(), 3), "kind": kind, **fields}
-        line = secrets.redact(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+        record = secrets.redact_value(
+            {"t": round(time.time(), 3), "kind": kind, **fields}, self.secret_values
+        )
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(start)
             f.write(line + "\n")
@@ -92,10 +100,13 @@ def _parse(line: bytes) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def history_at(session_id: str, turns: int, path: Path | None = None) -> list[Item] | None:
-    """The exact history after turn ``turns``, replayed from the journal; None when the
-    journal is missing, does not reach that turn, or is damaged between the last full
-    history it wrote and that turn (then the notebook's record is used).
+def history_at(
+    session_id: str, turns: int, digest: str | None = None, path: Path | None = None
+) -> list[Item] | None:
+    """The exact history after turn ``turns`` (whose saved record had ``digest``), replayed
+    from the journal; None when the journal is missing, holds no such turn (another copy of
+    the notebook went on from the same session), or is damaged between the last full history
+    it wrote and that turn (then the notebook's record is used).
 
     Only the lines from the last ``replace`` before the turn's end are parsed, so a long
     session resumes as fast as a short one."""
@@ -108,7 +119,11 @@ def history_at(session_id: str, turns: int, path: Path | None = None) -> list[It
     for index in range(len(lines) - 1, -1, -1):
         if _kind(lines[index]) == b"turn":
             record = _parse(lines[index])
-            if record is not None and record.get("turn") == turns:
+            if (
+                record is not None
+                and record.get("turn") == turns
+                and (digest is None or record.get("record") == digest)
+            ):
                 end = index
                 break
     if end is None:

@@ -9,11 +9,14 @@ messages and final answers, the task ledger, the context's size and the usage to
 **Size cap** (``CodexMax.session_cap``, 64 KiB by default). When the record is larger, parts
 are dropped in this order until it fits, and counted in ``dropped``:
 
-1. the oldest retained messages (the newest is always kept);
-2. the oldest half of the ledger's longest list, repeatedly;
+1. the oldest retained messages (the newest stays);
+2. the ledger, a step at a time: the oldest half of its longest list, then earlier tasks and
+   finished plan steps, then its texts cut short;
 3. the newest message and a written summary are cut head and tail;
-4. a remote compaction item (opaque, cannot be cut) is left out; the ledger and messages
-   remain, and the journal still holds everything.
+4. a remote compaction item (opaque, cannot be cut) is left out;
+5. last resort, for caps far below the default: the written summary, then the newest
+   message. The journal still holds everything. ``session_cap`` is at least 8 KiB, where
+   the ledger's essentials always fit.
 
 **Reading** validates the record. A damaged record, or one from a newer version, raises
 :class:`SessionError` with a clear message, and the record is left as it is: never dropped
@@ -37,15 +40,20 @@ from ..providers.items import message_text
 
 __all__ = [
     "METADATA_KEY",
+    "OUTPUT_MIME",
     "SCHEMA_VERSION",
     "SessionError",
     "SessionRecord",
     "fit_record",
     "read_record",
+    "record_digest",
     "validate_record",
 ]
 
 METADATA_KEY = "codexmax"
+#: The mimetype under which a kernel keeps the record in the ``%%agent`` cell's own output
+#: (a kernel never writes the notebook's file; whoever saves the notebook saves the output).
+OUTPUT_MIME = "application/vnd.jupyter-codexmax.session+json"
 SCHEMA_VERSION = 1
 
 
@@ -163,24 +171,67 @@ def read_record(metadata: Any, where: str = "the notebook") -> SessionRecord | N
     return SessionRecord.from_json(data)
 
 
-def fit_record(record: SessionRecord, cap: int) -> SessionRecord:
+def record_digest(data: dict[str, Any]) -> str:
+    """A record's identity, the same however the notebook stored it (key order, spacing)."""
+    import hashlib
+
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def record_sources(nb: Any) -> list[tuple[str, Any]]:
+    """Every stored record in a notebook: its metadata's, and those kept in cell outputs
+    (``%%agent`` cells), as (where, raw data)."""
+    found: list[tuple[str, Any]] = []
+    metadata = nb.get("metadata") if isinstance(nb, dict) else None
+    if isinstance(metadata, dict) and METADATA_KEY in metadata:
+        found.append(("metadata", metadata[METADATA_KEY]))
+    for number, cell in enumerate(nb.get("cells") or [] if isinstance(nb, dict) else [], 1):
+        outputs = cell.get("outputs") if isinstance(cell, dict) else None
+        for output in outputs or []:
+            data = output.get("data") if isinstance(output, dict) else None
+            if isinstance(data, dict) and OUTPUT_MIME in data:
+                found.append((f"the output of cell {number}", data[OUTPUT_MIME]))
+    return found
+
+
+def latest_record(
+    nb: Any, where: str = "the notebook", extra: list[tuple[str, Any]] | None = None
+) -> SessionRecord | None:
+    """The most recent session stored in ``nb`` (metadata or ``%%agent`` outputs) or in
+    ``extra`` sources; None when there is none. Every record is validated: a damaged or
+    newer one is :class:`SessionError`, naming where it is, and is left as it is."""
+    records: list[SessionRecord] = []
+    for label, data in [*record_sources(nb), *(extra or [])]:
+        validate_record(data, f"{where} ({label})" if label != "metadata" else where)
+        records.append(SessionRecord.from_json(data))
+    if not records:
+        return None
+    return max(records, key=lambda r: (r.updated, r.turns))
+
+
+def fit_record(
+    record: SessionRecord, cap: int, secret_values: list[str] | None = None
+) -> SessionRecord:
     """``record`` with secrets masked and parts dropped, in the documented order, until its
     JSON fits ``cap`` bytes."""
     from ..agent.ledger import Ledger
 
-    cleaned = json.loads(secrets.redact(json.dumps(record.to_json(), ensure_ascii=False)))
-    fitted = SessionRecord.from_json(cleaned)
+    fitted = SessionRecord.from_json(secrets.redact_value(record.to_json(), secret_values or []))
 
     def count(what: str, n: int = 1) -> None:
         fitted.dropped[what] = fitted.dropped.get(what, 0) + n
 
+    # 1. The oldest retained messages (the newest stays, for now).
     while fitted.size() > cap and len(fitted.messages) > 1:
         fitted.messages.pop(0)
         count("messages")
+    # 2. The ledger, a step at a time (lists first, its texts last).
     ledger = Ledger.from_json(fitted.ledger)
     while fitted.size() > cap and ledger.shrink():
         fitted.ledger = ledger.to_json()
         count("ledger_entries")
+    # 3. The newest message and a written summary, cut head and tail.
     if fitted.size() > cap and fitted.messages:
         fitted.messages[-1] = _cut_message(fitted.messages[-1], cap // 4)
         count("cut_messages")
@@ -188,9 +239,15 @@ def fit_record(record: SessionRecord, cap: int) -> SessionRecord:
         over = fitted.size() - cap
         text = message_text(fitted.summary)
         fitted.summary = _replace_text(
-            fitted.summary, cut_text(text, max(200, len(text) - over - 200))
+            fitted.summary, cut_text(text, max(cap // 4, len(text) - over - 200))
         )
         count("cut_summary")
+    # 4. A remote compaction item (opaque: it cannot be cut).
+    if fitted.size() > cap and fitted.summary and fitted.summary.get("type") == "compaction":
+        fitted.summary = None
+        count("summary")
+    # 5. Last resort (a cap far below the default): the written summary, then the newest
+    #    message. The ledger's essentials (task, plan) stay.
     if fitted.size() > cap and fitted.summary:
         fitted.summary = None
         count("summary")

@@ -148,21 +148,27 @@ class EditNotebook(Tool):
                 await doc.restore(before)
                 await doc.save()  # back to what is on disk: nothing is written
             raise
-        applied = not ctx.propose_only
+        working_copy = doc.edits_are_proposals
+        applied = not ctx.propose_only and not working_copy
+        changed = not ctx.propose_only
         edited = ctx.state.setdefault("edited_since_run", set())
         short_to_full = {target.short_id(i): cid for i, cid in enumerate(target.ids)}
         for cell_id, action, diff in results:
             ctx.emit(CellEdited(cell_id, action, diff, applied=applied))  # type: ignore[arg-type]
-            if applied and action in ("insert", "replace") and cell_id in short_to_full:
+            if changed and action in ("insert", "replace") and cell_id in short_to_full:
                 # Full ids: short ones can change as cells come and go.
                 edited.add(short_to_full[cell_id])
-            if applied:
+            if changed:
                 ctx.state.setdefault("cells_touched", set()).add(cell_id)
-        if applied:
+        if changed:
             await doc.save()
         head = (
             "PROPOSED, not applied (approval level read-only); the user can apply it:\n"
-            if not applied
+            if ctx.propose_only
+            else "Applied to your working copy of the notebook (the kernel does not write the "
+            "open notebook: the user sees these as proposals to apply; your reads and runs "
+            "use the working copy):\n"
+            if working_copy
             else ""
         )
         body = "\n".join(
@@ -343,6 +349,12 @@ class RunCells(Tool):
         for position, index in enumerate(indices):
             if doc.nb.cells[index].get("cell_type") != "code":
                 continue
+            if calls_the_agent(str(doc.nb.cells[index].get("source", ""))):
+                blocks.append(
+                    f"§{index + 1} {doc.short_id(index)} not run: it is a %%agent cell (it "
+                    "talks to you; running it would start another turn)"
+                )
+                continue
             try:
                 result = await ctx.runner.run(doc, index, timeout)
             except KernelError as exc:
@@ -386,6 +398,16 @@ class RunCells(Tool):
         return ToolResult(
             "\n".join(blocks), ", ".join(statuses), ok=ok, images=ctx.state.pop("_run_images", [])
         )
+
+
+def calls_the_agent(source: str) -> bool:
+    """Whether a cell is an ``%%agent`` cell or an ``%agent`` command."""
+    for line in source.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        return stripped.startswith(("%%agent", "%agent"))
+    return False
 
 
 def _describe_run(
