@@ -44,8 +44,10 @@ __all__ = [
     "ToolSpec",
     "Usage",
     "__version__",
+    "load_ipython_extension",
     "load_settings",
     "open_provider",
+    "unload_ipython_extension",
 ]
 
 _LAZY = {
@@ -65,6 +67,19 @@ _LAZY = {
     "ModelError": "errors",
     "QuotaExceededError": "errors",
 }
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """``%load_ext jupyter_codexmax``: the ``%%agent`` magics (see :mod:`.kernel`)."""
+    from .kernel import load_ipython_extension as load
+
+    load(shell)
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    from .kernel import unload_ipython_extension as unload
+
+    unload(shell)
 
 
 def __getattr__(name: str) -> Any:

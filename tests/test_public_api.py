@@ -24,8 +24,10 @@ PUBLIC = {
     "ToolSpec",
     "Usage",
     "__version__",
+    "load_ipython_extension",
     "load_settings",
     "open_provider",
+    "unload_ipython_extension",
 }
 
 

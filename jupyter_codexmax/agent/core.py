@@ -179,6 +179,19 @@ class Agent:
                 await self._task
             raise
 
+    def set_approval(self, level: str) -> None:
+        """Change the approval level (between turns); the instructions say which it is."""
+        if level == self.approval:
+            return
+        self.approval = level
+        self.instructions = build_instructions(level)
+        self._fixed_tokens = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a turn is running."""
+        return self._task is not None and not self._task.done()
+
     def stop(self) -> bool:
         """Stop the running turn (tool calls in flight are aborted). False if none runs."""
         if self._task is None or self._task.done():

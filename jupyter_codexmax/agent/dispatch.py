@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from .core import Agent
 
 __all__ = ["Dispatcher", "TurnUndo"]
+
+
+log = logging.getLogger("jupyter_codexmax.agent")
 
 
 @dataclass
@@ -124,7 +128,12 @@ class Dispatcher:
                 f"{access.replace('_', ' ')}"
             )
         elif rule == "ask":
-            refusal = await self.ask(tool.name, access, summary, args)
+            try:
+                detail = tool.approval_detail(self.context(False), args)
+            except Exception as exc:  # a detail is a courtesy: the arguments will do
+                log.debug("no approval detail for %s: %s", tool.name, exc)
+                detail = str(args)
+            refusal = await self.ask(tool.name, access, summary, args, detail)
         if refusal is not None:
             agent.emit(
                 ev.ToolCallFinished(
@@ -141,7 +150,7 @@ class Dispatcher:
         return self.output(call_id, name, result, started)
 
     async def ask(
-        self, tool: str, access: Access, summary: str, args: dict[str, Any]
+        self, tool: str, access: Access, summary: str, args: dict[str, Any], detail: str
     ) -> str | None:
         """None when approved; else the text to give the model."""
         agent = self.agent
@@ -149,7 +158,7 @@ class Dispatcher:
         if key in self.session_approvals:
             return None
         request = ApprovalRequest(
-            next_request_id(), access, tool, summary, agent.redact(str(args))[:2_000], key
+            next_request_id(), access, tool, summary, agent.redact(detail)[:2_000], key
         )
         agent.emit(ev.ApprovalRequested(request.request_id, access, summary, request.detail))
         try:

@@ -28,7 +28,7 @@ from typing import Any
 from .. import secrets
 from ..providers.base import Item
 
-__all__ = ["Journal", "history_at", "journal_path"]
+__all__ = ["Journal", "history_at", "journal_path", "recall_notebook", "remember_notebook"]
 
 
 def journal_folder() -> Path:
@@ -39,6 +39,36 @@ def journal_folder() -> Path:
 
 def journal_path(session_id: str) -> Path:
     return journal_folder() / f"{session_id}.jsonl"
+
+
+def _index_path(notebook: Path) -> Path:
+    import hashlib
+
+    key = hashlib.sha256(str(notebook.resolve()).encode("utf-8")).hexdigest()[:24]
+    return journal_folder().parent / "notebooks" / f"{key}.json"
+
+
+def remember_notebook(notebook: Path, record: dict[str, Any]) -> None:
+    """Keep ``notebook``'s latest record on this machine (a kernel cannot write the
+    notebook: after a restart without a save, this is where its session is)."""
+    from ..notebook.file import atomic_write
+
+    path = _index_path(notebook)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"notebook": str(notebook.resolve()), "record": record}
+    atomic_write(path, json.dumps(data, ensure_ascii=False).encode("utf-8"))
+
+
+def recall_notebook(notebook: Path) -> dict[str, Any] | None:
+    """The record :func:`remember_notebook` kept for ``notebook``, if any."""
+    try:
+        data = json.loads(_index_path(notebook).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("notebook") != str(notebook.resolve()):
+        return None
+    record = data.get("record")
+    return record if isinstance(record, dict) else None
 
 
 class Journal:

@@ -320,6 +320,15 @@ class RunCells(Tool):
             return "run_cells " + " ".join(str(c) for c in args["cell_ids"][:5])
         return f"run_cells {args.get('start_id', '')}..{args.get('end_id', 'end')}"
 
+    def approval_detail(self, ctx: ToolContext, args: dict[str, Any]) -> str:
+        doc = _doc(ctx)
+        parts = []
+        for index in self._indices(doc, args)[:10]:
+            cell = doc.nb.cells[index]
+            if cell.get("cell_type") == "code":
+                parts.append(f"# cell {doc.short_id(index)}\n{cell.get('source', '')}")
+        return "\n\n".join(parts) or "(no code cells)"
+
     def _indices(self, doc: NotebookDocument, args: dict[str, Any]) -> list[int]:
         modes = [bool(args.get("cell_ids")), "start_id" in args, bool(args.get("all"))]
         if sum(modes) != 1:

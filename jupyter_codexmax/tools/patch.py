@@ -357,6 +357,9 @@ class ApplyPatch(Tool):
             return "apply_patch"
         return "apply_patch " + ", ".join(f"{o.kind} {o.path}" for o in ops[:4])
 
+    def approval_detail(self, ctx: ToolContext, args: dict[str, Any]) -> str:
+        return str(args.get("patch", ""))
+
     async def run(self, ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
         changes = apply_patch_text(ctx.workspace, args["patch"])
         names = []

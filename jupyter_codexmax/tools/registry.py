@@ -96,6 +96,12 @@ class Tool(abc.ABC):
         """A short line saying what the call does, for logs and approval prompts."""
         return self.name
 
+    def approval_detail(self, ctx: ToolContext, args: dict[str, Any]) -> str:
+        """What a person deciding on the call should see (the code to run, the command)."""
+        import json
+
+        return json.dumps(args, indent=1, ensure_ascii=False)
+
     @abc.abstractmethod
     async def run(self, ctx: ToolContext, args: dict[str, Any]) -> ToolResult: ...
 

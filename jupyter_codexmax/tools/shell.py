@@ -314,6 +314,10 @@ class Shell(Tool):
         command = " ".join(str(args.get("command", "")).split())
         return "shell " + (command if len(command) <= 80 else command[:77] + "...")
 
+    def approval_detail(self, ctx: ToolContext, args: dict[str, Any]) -> str:
+        where = f"  (in {args['cwd']})" if args.get("cwd") else ""
+        return f"$ {args.get('command', '')}{where}"
+
     async def run(self, ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
         try:
             cwd = ctx.workspace.resolve(args.get("cwd") or ".", must_exist=True)

@@ -1,0 +1,153 @@
+"""The notebook as a kernel without a bridge sees it: a working copy that is never written.
+
+A kernel cannot tell whether a frontend (JupyterLab, VS Code, nbclient) holds its notebook,
+so without the bridge it never writes the notebook's file. The agent reads the file as last
+saved, edits this in-memory working copy (its later reads and runs see its own edits), and
+the edits are shown to the user as *proposals* to apply. :meth:`DetachedNotebook.proposals`
+lists them against the file as it was read.
+
+Without a file (no notebook could be found) the working copy starts empty.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .document import NotebookDocument
+
+__all__ = ["DetachedNotebook", "Proposal"]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One change the agent made to its working copy, for the user to apply."""
+
+    cell_id: str
+    action: str  # insert, replace, delete
+    cell_type: str
+    source: str
+    old_source: str
+    position: int  # 1-based position in the working copy (for delete: in the file)
+    after: str | None = None  # for an insert: the id of the cell it follows (None: the top)
+
+    @property
+    def diff(self) -> str:
+        return "".join(
+            difflib.unified_diff(
+                self.old_source.splitlines(keepends=True),
+                self.source.splitlines(keepends=True),
+                fromfile=f"cell {self.cell_id} (saved)",
+                tofile=f"cell {self.cell_id} (proposed)",
+                n=2,
+            )
+        )
+
+
+class DetachedNotebook(NotebookDocument):
+    """A working copy of a notebook file; :meth:`save` never writes anything."""
+
+    edits_are_proposals = True
+
+    def __init__(
+        self,
+        path: Path,
+        nb: Any,
+        ids: list[str],
+        *,
+        version: tuple[int, int] = (4, 5),
+        digest: str = "",
+        exists: bool = True,
+    ) -> None:
+        super().__init__(path, nb, ids)
+        self._version = version
+        self._digest = digest
+        self.exists = exists
+        self._baseline = copy.deepcopy(list(nb.cells))
+        self._baseline_ids = list(ids)
+
+    @classmethod
+    def open(cls, path: str | Path) -> DetachedNotebook:
+        """The notebook at ``path`` as saved (:class:`NotebookError` when unreadable)."""
+        from .file import FileNotebook
+
+        doc = FileNotebook.open(path)
+        digest = hashlib.sha256(doc.path.read_bytes()).hexdigest()
+        return cls(doc.path, doc.nb, doc.ids, version=doc.version, digest=digest)
+
+    @classmethod
+    def empty(cls, path: Path) -> DetachedNotebook:
+        """A working copy with no file behind it."""
+        from nbformat import v4
+
+        nb = v4.new_notebook()
+        return cls(path, nb, [], exists=False)
+
+    @property
+    def version(self) -> tuple[int, int]:
+        return self._version
+
+    @property
+    def writable(self) -> bool:
+        return self._version[0] == 4
+
+    def changed_on_disk(self) -> bool:
+        """Whether the file was saved (by its owner) since it was read here."""
+        if not self.exists:
+            return False
+        try:
+            data = self.path.read_bytes()
+        except OSError:
+            return True
+        return hashlib.sha256(data).hexdigest() != self._digest
+
+    def changed_elsewhere(self) -> bool:
+        # Undo restores the working copy only; the file is never written, so a newer file
+        # is no conflict.
+        return False
+
+    async def _changed(self) -> None:
+        return None
+
+    async def save(self) -> bool:
+        return False
+
+    # -- proposals ----------------------------------------------------------------------------
+
+    def proposals(self) -> list[Proposal]:
+        """The working copy's differences from the file as it was read: inserted, replaced
+        (source or type) and deleted cells, in notebook order."""
+        before = {cid: cell for cid, cell in zip(self._baseline_ids, self._baseline, strict=True)}
+        found: list[Proposal] = []
+        previous: str | None = None
+        for position, (cid, cell) in enumerate(zip(self._ids, self._nb.cells, strict=True), 1):
+            source = str(cell.get("source", ""))
+            kind = str(cell.get("cell_type", "code"))
+            old = before.get(cid)
+            if old is None:
+                found.append(Proposal(cid, "insert", kind, source, "", position, previous))
+            elif str(old.get("source", "")) != source or old.get("cell_type") != kind:
+                found.append(
+                    Proposal(cid, "replace", kind, source, str(old.get("source", "")), position)
+                )
+            previous = cid
+        kept = set(self._ids)
+        for position, (cid, cell) in enumerate(
+            zip(self._baseline_ids, self._baseline, strict=True), 1
+        ):
+            if cid not in kept:
+                found.append(
+                    Proposal(
+                        cid,
+                        "delete",
+                        str(cell.get("cell_type", "code")),
+                        "",
+                        str(cell.get("source", "")),
+                        position,
+                    )
+                )
+        return found

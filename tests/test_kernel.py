@@ -1,0 +1,332 @@
+"""``%%agent`` in real kernels (jupyter_client, nbclient) against the scripted server."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from kernelhelpers import KEY, Kernel
+from nbhelpers import make_notebook
+
+from jupyter_codexmax.session.store import OUTPUT_MIME, validate_record
+from jupyter_codexmax.testing import ScriptedModelServer
+
+RESUMED = "This session is being resumed in a new process"
+
+
+def call(name: str, arguments: Any) -> dict[str, Any]:
+    return {"name": name, "arguments": arguments}
+
+
+def agent_notebook(folder: Path, name: str = "work.ipynb") -> Path:
+    return make_notebook(
+        folder / name,
+        [
+            ("load", "code", "%load_ext jupyter_codexmax"),
+            ("calc", "code", "x = 21\nprint(x * 3)"),
+            ("ask", "code", "%%agent --approval auto\nDouble x and show it"),
+        ],
+    )
+
+
+NEW_CALC = "x = 42\nprint(x * 3)"
+EDIT_AND_RUN = [
+    {"calls": [call("read_notebook", {})]},
+    {
+        "calls": [
+            call(
+                "edit_notebook",
+                {
+                    "edits": [
+                        {"action": "replace", "cell_id": "calc", "source": "x = 42\nprint(x * 3)"}
+                    ]
+                },
+            )
+        ]
+    },
+    {"calls": [call("run_cells", {"cell_ids": ["calc"]})]},
+    {"text": "Done: **x is 42** now, and the cell prints 126."},
+]
+
+
+def test_agent_magic_in_a_kernel(tmp_path: Path, scripted_server: ScriptedModelServer) -> None:
+    """Load, a turn that edits and runs code, status, proposals, apply, undo, and mistakes
+    as one-line usage errors; the notebook file is never written."""
+    path = agent_notebook(tmp_path)
+    before = path.read_bytes(), path.stat().st_mtime_ns
+    scripted_server.load(EDIT_AND_RUN)
+    with Kernel(tmp_path, scripted_server, data_dir=tmp_path / "data") as kernel:
+        loaded = kernel.run("%load_ext jupyter_codexmax")
+        assert loaded.ok and loaded.messages == []
+        assert kernel.run("x = 21").ok
+
+        turn = kernel.run("%%agent --approval auto\nDouble x and show it")
+        assert turn.ok, turn.stderr
+        assert scripted_server.failures == []
+        # The activity as lines (nobody can answer input here: nbclient-like), then the
+        # answer and a summary as markdown, with the session record.
+        assert "task: Double x and show it" in turn.stdout
+        assert "ok read_notebook" in turn.stdout
+        assert "proposed a change to cell calc: replace (+1 -1)" in turn.stdout
+        assert "cell calc ok" in turn.stdout
+        markdown = turn.markdown()
+        assert "Done: **x is 42** now, and the cell prints 126." in markdown
+        assert "turn 1 · done in 4 steps" in markdown
+        assert "**Proposed changes** (1, not applied)" in markdown and "x = 42" in markdown
+        (record,) = turn.records()
+        validate_record(record)
+        assert record["turns"] == 1
+        # The run happened in this kernel, its output went to the model, not the cell.
+        assert kernel.run("print(x)").stdout == "42\n"
+        assert "126" not in turn.stdout
+        sent = json.dumps(scripted_server.requests_to("responses")[3].body["input"])
+        assert "126" in sent
+
+        status = kernel.run("%agent status").stdout
+        assert "turn 1 · idle" in status and str(path) in status
+        assert "gpt-5.1-codex-max" in status
+        usage = scripted_server.requests_to("responses")
+        assert f"usage: {sum((r.raw_size + 3) // 4 for r in usage):,} in" in status
+        assert "proposed changes not applied: 1" in status
+
+        listed = kernel.run("%agent proposals").stdout
+        assert "1. change cell 2 (calc: x = 21)" in listed and "+x = 42" in listed
+        applied = kernel.run("%agent apply 1")
+        payloads = applied.reply.get("payload") or []
+        assert [p["text"] for p in payloads if p.get("source") == "set_next_input"] == [
+            "x = 42\nprint(x * 3)"
+        ]
+
+        undone = kernel.run("%agent undo")
+        assert undone.ok and "restored as before it" in undone.markdown()
+        assert "proposed changes" not in kernel.run("%agent status").stdout
+
+        for bad, needle in [
+            ("%%agent --effort huge\nhello", "invalid choice: 'huge'"),
+            ("%agent bogus", "unknown command"),
+            ("%agent apply seven", "the number of a proposal"),
+            ("%%agent\n   ", "needs a task"),
+            ("%agent status now", "takes no arguments"),
+        ]:
+            wrong = kernel.run(bad)
+            assert not wrong.ok
+            assert wrong.stderr.startswith("UsageError: ") and needle in wrong.stderr, bad
+            assert wrong.stderr.count("\n") == 1 and "Traceback" not in wrong.everything()
+
+        help_text = kernel.run("%agent help").stdout
+        assert "%%agent [--effort E]" in help_text and "%agent undo" in help_text
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before, "the kernel never wrote it"
+    assert KEY not in turn.everything()
+
+
+def test_widgets_and_approvals_in_the_input_prompt(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """With someone watching (input allowed): the widget panel while the turn runs, the
+    approvals asked in the input prompt, the static summary when it ends."""
+    agent_notebook(tmp_path)
+    scripted_server.load(
+        [
+            {"calls": [call("run_cells", {"cell_ids": ["calc"]})]},
+            {"calls": [call("run_cells", {"cell_ids": ["calc"]})]},
+            {"text": "ran it once; the second time you said no"},
+        ]
+    )
+    with Kernel(tmp_path, scripted_server, data_dir=tmp_path / "data") as kernel:
+        kernel.run("%load_ext jupyter_codexmax")
+        turn = kernel.run(
+            "%%agent --notebook work.ipynb\nRun the calc cell twice", stdin=True, answers=("y", "n")
+        )
+    assert turn.ok, turn.stderr
+    assert turn.prompts == ["Allow run_cells calc? [y]es / [n]o / [a]lways this session: "] * 2
+    assert "# cell calc\nx = 21\nprint(x * 3)" in turn.stdout, "what is to be run is shown"
+    first = next(c for t, c in turn.messages if t == "display_data")
+    assert "application/vnd.jupyter.widget-view+json" in first["data"]
+    (final,) = turn.displays()
+    assert "application/vnd.jupyter.widget-view+json" not in final, "no dead widget is saved"
+    assert "ran it once; the second time you said no" in final["text/markdown"]
+    assert OUTPUT_MIME in final
+    outputs = [r.body["input"][-1] for r in scripted_server.requests_to("responses")[1:]]
+    assert "63" in json.dumps(outputs[0])
+    assert "needs approval, and the user denied it" in json.dumps(outputs[1])
+
+
+def test_a_restarted_kernel_carries_on(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """In one client: a turn, a kernel restart (the notebook never saved), and the next
+    %%agent continues the session from this machine's journal. The kernel knows its
+    notebook as JupyterLab tells it (JPY_SESSION_NAME)."""
+    path = agent_notebook(tmp_path)
+    scripted_server.load([{"text": "Noted: the launch code is PELICAN-42."}])
+    with Kernel(
+        tmp_path,
+        scripted_server,
+        data_dir=tmp_path / "data",
+        env={"JPY_SESSION_NAME": str(path)},
+    ) as kernel:
+        kernel.run("%load_ext jupyter_codexmax")
+        first = kernel.run("%%agent\nRemember that the launch code is PELICAN-42.")
+        assert first.ok, first.stderr
+        kernel.restart()
+        scripted_server.load([{"expect": {"contains": "PELICAN-42"}, "text": "It is PELICAN-42."}])
+        kernel.run("%load_ext jupyter_codexmax")
+        status = kernel.run("%agent status").stdout
+        assert "turn 1 · idle" in status, "the stored session, before any turn"
+        second = kernel.run("%%agent\nWhat is the launch code?")
+    assert second.ok, second.stderr
+    assert scripted_server.failures == []
+    assert "continuing session" in second.stdout
+    (request,) = scripted_server.requests_to("responses")
+    text = json.dumps(request.body["input"])
+    assert "Remember that the launch code is PELICAN-42." in text and RESUMED in text
+    assert first.records()[0]["session_id"] == second.records()[0]["session_id"]
+    assert second.records()[0]["turns"] == 2
+
+
+def test_interrupting_the_kernel_stops_the_agent(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    make_notebook(
+        tmp_path / "slow.ipynb",
+        [
+            ("load", "code", "%load_ext jupyter_codexmax"),
+            ("slow", "code", "import time\ntime.sleep(60)"),
+        ],
+    )
+    scripted_server.load(
+        [{"calls": [call("run_cells", {"cell_ids": ["slow"]})]}, {"text": "never sent"}]
+    )
+    with Kernel(tmp_path, scripted_server, data_dir=tmp_path / "data") as kernel:
+        kernel.run("%load_ext jupyter_codexmax")
+        started = time.monotonic()
+        msg_id = kernel.execute("%%agent --approval auto --notebook slow.ipynb\nRun the slow cell")
+        deadline = time.monotonic() + 30
+        while len(scripted_server.requests_to("responses")) < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1.0)  # the cell is sleeping now
+        kernel.interrupt()
+        reply = kernel.kc.get_shell_msg(timeout=60)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert time.monotonic() - started < 30, "stopped long before the cell would end"
+        after = kernel.run("print('still here')")
+        assert after.stdout == "still here\n"
+        status = kernel.run("%agent status").stdout
+        assert "idle" in status
+    assert len(scripted_server.requests_to("responses")) == 1, "no request after the stop"
+
+
+# -- nbclient: a notebook of %%agent cells, run top to bottom --------------------------------
+
+
+def displayed(cell: Any) -> dict[str, Any]:
+    """The data of the cell's (one) display output."""
+    (data,) = [o["data"] for o in cell.outputs if o.get("output_type") == "display_data"]
+    return dict(data)
+
+
+def _execute(nb: Any, cwd: Path, scripted: ScriptedModelServer, data_dir: Path) -> Any:
+    """Run ``nb`` with nbclient as papermill does (no input), in its own kernel."""
+    import os
+    import shutil
+    import tempfile
+
+    from jupyter_client.manager import AsyncKernelManager
+    from nbclient import NotebookClient
+
+    env = {
+        **os.environ,
+        "OPENAI_BASE_URL": scripted.base_url,
+        "OPENAI_API_KEY": KEY,
+        "CODEXMAX_TOKENIZER": "estimate",
+        "JUPYTER_DATA_DIR": str(data_dir),
+    }
+    saved = dict(os.environ)
+    os.environ.update(env)
+    sockets = tempfile.mkdtemp(prefix="cmx-nb")
+    try:
+        km = AsyncKernelManager(
+            kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "k")
+        )
+        client = NotebookClient(
+            nb,
+            km=km,
+            timeout=120,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(cwd)}},
+        )
+        client.execute(cleanup_kc=True)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        shutil.rmtree(sockets, ignore_errors=True)
+    return nb
+
+
+def test_a_notebook_of_agent_cells_under_nbclient(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """Run top to bottom by nbclient, then saved: the saved file carries the session (in the
+    last %%agent output only). Then a new kernel, on another machine's data folder, runs one
+    new %%agent cell of the saved notebook: its first request carries the first run's
+    fact."""
+    path = make_notebook(
+        tmp_path / "refactor.ipynb",
+        [
+            ("load", "code", "%load_ext jupyter_codexmax"),
+            ("one", "code", "%%agent\nRemember that the launch code is PELICAN-42."),
+            ("data", "code", "values = [3, 1, 2]"),
+            ("two", "code", "%%agent --approval auto\nSort values in place and run it."),
+        ],
+    )
+    scripted_server.load(
+        [
+            {"text": "Noted: the launch code is PELICAN-42."},
+            {"calls": [call("edit_notebook", {"edits": [
+                {"action": "replace", "cell_id": "data", "source": "values = sorted([3, 1, 2])"}
+            ]})]},
+            {"calls": [call("run_cells", {"cell_ids": ["data"]})]},
+            {"text": "Sorted."},
+        ]
+    )  # fmt: skip
+    nb = nbformat.read(path, as_version=4)
+    before = path.read_bytes()
+    _execute(nb, tmp_path, scripted_server, tmp_path / "machine-a")
+    assert path.read_bytes() == before, "the kernel did not write the notebook"
+    assert scripted_server.failures == []
+    nbformat.validate(nb)
+    nbformat.write(nb, path)  # the owner (here: the test, as papermill would) saves it
+
+    saved = nbformat.read(path, as_version=4)
+    by_id = {c.id: c for c in saved.cells}
+    records = {
+        cid: [o for o in by_id[cid].outputs if OUTPUT_MIME in o.get("data", {})]
+        for cid in ("one", "two")
+    }
+    assert records["one"] == [], "the older output gave its record up to the newer one"
+    assert len(records["two"]) == 1 and records["two"][0]["data"][OUTPUT_MIME]["turns"] == 2
+    text_one = "".join(o.get("text", "") for o in by_id["one"].outputs)
+    assert "task: Remember that the launch code" in text_one
+    summary = displayed(by_id["two"])["text/markdown"]
+    assert "Sorted." in summary and "values = sorted([3, 1, 2])" in summary
+    assert KEY not in path.read_text()
+
+    # A new kernel, another machine (no journal): one new %%agent cell of the saved file.
+    saved.cells.append(nbformat.v4.new_code_cell("%%agent\nWhat is the launch code?"))
+    saved.cells[-1].id = "three"
+    nbformat.write(saved, path)
+    scripted_server.load([{"expect": {"contains": "PELICAN-42"}, "text": "It is PELICAN-42."}])
+    subset = nbformat.read(path, as_version=4)
+    subset.cells = [subset.cells[0], subset.cells[-1]]
+    _execute(subset, tmp_path, scripted_server, tmp_path / "machine-b")
+    assert scripted_server.failures == []
+    (request,) = scripted_server.requests_to("responses")
+    text = json.dumps(request.body["input"])
+    assert "Remember that the launch code is PELICAN-42." in text and RESUMED in text
+    answer = displayed(subset.cells[-1])
+    assert answer[OUTPUT_MIME]["turns"] == 3
+    assert "It is PELICAN-42." in answer["text/markdown"]
