@@ -330,3 +330,114 @@ def test_a_notebook_of_agent_cells_under_nbclient(
     answer = displayed(subset.cells[-1])
     assert answer[OUTPUT_MIME]["turns"] == 3
     assert "It is PELICAN-42." in answer["text/markdown"]
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+
+def test_settings_from_ipython_config_and_percent_config(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """Auto-loaded from the kernel's config, with ``c.CodexMax.model`` there; ``%config``
+    changes it; the key is never shown."""
+    profile = tmp_path / "ipython" / "profile_default"
+    profile.mkdir(parents=True)
+    (profile / "ipython_kernel_config.py").write_text(
+        'c.InteractiveShellApp.extensions = ["jupyter_codexmax"]\n'
+        'c.CodexMax.model = "gpt-5.1-codex"\n'
+        'c.CodexMax.reasoning_effort = "high"\n'
+    )
+    agent_notebook(tmp_path)
+    with Kernel(
+        tmp_path,
+        scripted_server,
+        data_dir=tmp_path / "data",
+        env={"IPYTHONDIR": str(tmp_path / "ipython")},
+    ) as kernel:
+        kernel.run("%agent new")
+        status = kernel.run("%agent status").stdout
+        assert "model: gpt-5.1-codex (responses), effort high" in status
+        assert kernel.run('%config CodexMax.model = "gpt-5.1-codex-max"').ok
+        assert kernel.run("%config CodexMax.reasoning_effort = 'xhigh'").ok
+        kernel.run("%agent new")
+        status = kernel.run("%agent status").stdout
+        assert "model: gpt-5.1-codex-max (responses), effort xhigh" in status
+        shown = kernel.run("%config CodexMax")
+        assert "CodexMax.reasoning_effort" in shown.stdout
+        bad = kernel.run("%config CodexMax.reasoning_effort = 'extreme'")
+        assert "extreme" in bad.everything()
+        assert kernel.run("%config AgentMagics.panel = 'text'").ok
+        assert KEY not in shown.everything() + status
+
+
+def test_lazy_loading_on_the_first_agent_cell(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    profile = tmp_path / "ipython" / "profile_default"
+    profile.mkdir(parents=True)
+    (profile / "ipython_kernel_config.py").write_text(
+        'c.MagicsManager.lazy_magics = {"agent": "jupyter_codexmax"}\n'
+    )
+    path = agent_notebook(tmp_path)
+    scripted_server.load([{"text": "hello from a lazily loaded agent"}])
+    with Kernel(
+        tmp_path,
+        scripted_server,
+        data_dir=tmp_path / "data",
+        env={"IPYTHONDIR": str(tmp_path / "ipython"), "JPY_SESSION_NAME": str(path)},
+    ) as kernel:
+        loaded = kernel.run("import sys; print('jupyter_codexmax' in sys.modules)")
+        assert loaded.stdout == "False\n"
+        turn = kernel.run("%%agent\nSay hello")
+    assert turn.ok, turn.stderr
+    assert "hello from a lazily loaded agent" in turn.markdown()
+
+
+def test_runs_in_the_kernel_capture_errors_displays_and_time_limits(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    path = make_notebook(
+        tmp_path / "runs.ipynb",
+        [
+            ("boom", "code", "def f():\n    raise ValueError('bad value 7')\nf()"),
+            ("show", "code", "from IPython.display import HTML, display\n"
+                             "display(HTML('<b>bold</b>'))\nprint('printed')\n41 + 1"),
+            ("slow", "code", "import time\ntime.sleep(30)"),
+            ("agent", "code", "%agent status"),
+        ],
+    )  # fmt: skip
+    scripted_server.load(
+        [
+            {"calls": [call("run_cells", {"cell_ids": ["boom"]})]},
+            {"calls": [call("run_cells", {"cell_ids": ["show"]})]},
+            {"calls": [call("run_cells", {"cell_ids": ["slow"]})]},
+            {"calls": [call("run_cells", {"cell_ids": ["agent"]})]},
+            {"calls": [call("restart_kernel", {})]},
+            {"text": "checked"},
+        ]
+    )
+    with Kernel(
+        tmp_path,
+        scripted_server,
+        data_dir=tmp_path / "data",
+        env={"JPY_SESSION_NAME": str(path)},
+    ) as kernel:
+        kernel.run("%load_ext jupyter_codexmax")
+        kernel.run("%config CodexMax.cell_timeout = 2")
+        started = time.monotonic()
+        turn = kernel.run("%%agent --approval auto\nRun them")
+        took = time.monotonic() - started
+        after = kernel.run("print(f'{g}' if (g := globals().get('f')) else 'no f')")
+    assert turn.ok, turn.stderr
+    assert scripted_server.failures == []
+    assert took < 25, "the sleeping cell was interrupted at its time limit"
+    outputs = [
+        json.dumps(r.body["input"][-1]) for r in scripted_server.requests_to("responses")[1:]
+    ]
+    assert "ValueError: bad value 7" in outputs[0] and "raise ValueError" in outputs[0]
+    assert "printed" in outputs[1] and "42" in outputs[1] and "bold" in outputs[1]
+    assert "timeout" in outputs[2] and "interrupted after 2 s" in outputs[2]
+    assert "is a %%agent cell" in outputs[3], "the agent does not run its own magic"
+    assert "cannot restart it; ask the user" in outputs[4]
+    assert "ValueError" not in turn.stderr, "errors went to the model, not the cell"
+    assert "<function f" in after.stdout, "what the runs defined stays defined"

@@ -50,3 +50,20 @@ def test_import_does_not_load_heavy_modules() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_load_ext_does_not_load_heavy_modules() -> None:
+    """``%load_ext jupyter_codexmax`` registers the magics and nothing heavier (the agent,
+    httpx, nbformat, ipywidgets come with the first ``%%agent``)."""
+    code = (
+        "import sys\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "ip = InteractiveShell.instance()\n"
+        "ip.run_line_magic('load_ext', 'jupyter_codexmax')\n"
+        "assert 'agent' in ip.magics_manager.magics['cell']\n"
+        "heavy = [m for m in ('httpx', 'tiktoken', 'nbformat', 'jsonschema', 'nbclient', "
+        "'ipywidgets', 'jupyter_codexmax.agent') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

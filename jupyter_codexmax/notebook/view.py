@@ -193,6 +193,9 @@ def merge_streams(outputs: list[Any]) -> list[Any]:
     return merged
 
 
+_DEFAULT_REPR = re.compile(r"^<[\w.]+ object( at 0x[0-9a-fA-F]+)?>$")
+
+
 def _render_data(
     data: dict[str, Any],
     limit: int,
@@ -233,6 +236,11 @@ def _render_data(
         plain = _text_of(data.get("text/plain")).strip()
         parts.append(f"[widget {name}]" + (f" {cut_text(plain, 200)}" if plain else ""))
         return "\n".join(parts)
+    plain = strip_ansi(_text_of(data["text/plain"])) if "text/plain" in data else ""
+    if _DEFAULT_REPR.match(plain.strip()) and any(
+        m in data for m in ("text/html", "text/markdown", "text/latex")
+    ):
+        data = {k: v for k, v in data.items() if k != "text/plain"}  # a repr that says nothing
     if "text/plain" in data:
         text = strip_ansi(_text_of(data["text/plain"]))
         if not (image_mime and text.startswith("<Figure")):
