@@ -179,6 +179,23 @@ class Agent:
                 await self._task
             raise
 
+    def use_notebook(
+        self,
+        notebook: NotebookDocument | None,
+        runner: CellRunner | None,
+        save_session: SaveSession | None,
+    ) -> None:
+        """Work on another document of the same notebook from now on (between turns): the
+        kernel's working copy, or the frontend's live notebook once a bridge is there. What
+        undo remembers belonged to the other one, and is dropped."""
+        self._idle_or_raise()
+        self.notebook = notebook
+        self.runner = runner
+        self._save_session = save_session
+        self._undo.clear()
+        self.dispatcher.undo = None
+        self._fixed_tokens = None
+
     def set_approval(self, level: str) -> None:
         """Change the approval level (between turns); the instructions say which it is."""
         if level == self.approval:

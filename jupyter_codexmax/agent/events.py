@@ -32,6 +32,7 @@ __all__ = [
     "TurnFinished",
     "TurnStarted",
     "UsageUpdated",
+    "to_json",
 ]
 
 
@@ -225,3 +226,10 @@ Event = (
     | ErrorEvent
     | TurnFinished
 )
+
+
+def to_json(event: Event) -> dict[str, Any]:
+    """An event as JSON for a frontend: ``type`` (the class name) and its fields."""
+    import dataclasses
+
+    return {"type": type(event).__name__, **dataclasses.asdict(event)}

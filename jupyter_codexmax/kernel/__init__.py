@@ -32,6 +32,7 @@ def load_ipython_extension(shell: Any) -> None:
     magics = AgentMagics(shell, settings, problem)
     shell.configurables.append(magics)
     shell.register_magics(magics)
+    magics.start_bridge()
     _loaded[id(shell)] = magics
     if problem is not None:
         print(f"jupyter-codexmax: {problem}")
@@ -44,6 +45,8 @@ def unload_ipython_extension(shell: Any) -> None:
     host = magics._host
     if host is not None:
         host.close_session()
+    if magics.bridge is not None:
+        magics.bridge.stop()
     shell.magics_manager.magics["line"].pop("agent", None)
     shell.magics_manager.magics["cell"].pop("agent", None)
     shell.configurables[:] = [

@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     from ..agent.core import Agent
     from ..config import CodexMax
     from ..notebook.detached import DetachedNotebook
+    from ..notebook.live import LiveNotebook
     from ..session.store import SessionRecord
+    from .bridge import Bridge
 
 __all__ = ["KernelHost"]
 
@@ -124,24 +126,73 @@ class NotebookSession:
         #: newer output holds the record).
         self.record_display: tuple[str, dict[str, Any]] | None = None
         self.record: dict[str, Any] | None = None
+        #: The frontend's notebook while a bridge is there (turns in the background).
+        self.live: LiveNotebook | None = None
+        #: The ``%%agent`` cell a background turn reports into (its id, from the frontend).
+        self.cell_id: str | None = None
+        #: The working copy's runner and session saver (to go back to without a bridge).
+        self.runner: Any = None
+        self.saver: Any = None
 
 
 class KernelHost:
     """The agent's host in one kernel (created by ``%load_ext jupyter_codexmax``)."""
 
-    def __init__(self, shell: Any, settings: CodexMax, *, panel: str = "auto") -> None:
+    def __init__(
+        self,
+        shell: Any,
+        settings: CodexMax,
+        *,
+        panel: str = "auto",
+        main: MainThread | None = None,
+        bridge: Bridge | None = None,
+    ) -> None:
         self.shell = shell
         self.settings = settings
         self.panel = panel
-        try:
-            kernel_loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            kernel_loop = None
-        self.main = MainThread(kernel_loop)
+        if main is None:
+            try:
+                kernel_loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                kernel_loop = None
+            main = MainThread(kernel_loop)
+        self.main = main
         self._agent_loop: AgentLoop | None = None
         self.session: NotebookSession | None = None
         self.background = False
         self._running: concurrent.futures.Future[Any] | None = None
+        self.bridge = bridge
+        if bridge is not None:
+            self.attach(bridge)
+
+    # -- the bridge ---------------------------------------------------------------------------
+
+    def attach(self, bridge: Bridge) -> None:
+        """Answer the frontend's requests (a sidebar chat's turns, stop, approvals)."""
+        self.bridge = bridge
+        bridge.handlers = {
+            "agent.turn": self._bridge_turn,
+            "agent.stop": lambda params: {"stopped": self.stop()},
+            "agent.approve": lambda params: {
+                "result": self.resolve(params.get("request_id"), str(params.get("decision")))
+            },
+            "agent.status": lambda params: self.status_data(),
+        }
+
+    @property
+    def bridged(self) -> bool:
+        return self.bridge is not None and self.bridge.present
+
+    def _bridge_notebook(self) -> str | None:
+        """The notebook's path as the frontend says (it knows about renames)."""
+        if not self.bridged or self.bridge is None:
+            return None
+        notebook = self.bridge.peer.get("notebook") or {}
+        local = notebook.get("local_path")
+        if isinstance(local, str) and local:
+            return local
+        name = notebook.get("path")
+        return Path(name).name if isinstance(name, str) and name else None
 
     @property
     def agent_loop(self) -> AgentLoop:
@@ -187,6 +238,9 @@ class KernelHost:
             return current
         if current is not None and notebook is None:
             path, how = current.path, current.how
+        elif notebook is None and self._bridge_notebook():
+            path, how = locate_notebook(self.shell, self._bridge_notebook(), None)
+            how = "the frontend (bridge)"
         else:
             path, how = locate_notebook(self.shell, notebook, self.cell_source())
         if current is not None and current.path == path and not new:
@@ -242,6 +296,8 @@ class KernelHost:
             save_session=save,
         )
         session = NotebookSession(self, path=path, how=how, doc=doc, agent=agent, resumed=record)
+        session.runner = runner
+        session.saver = save
         holder["session"] = session
         return session
 
@@ -274,8 +330,11 @@ class KernelHost:
     # -- events and saving ----------------------------------------------------------------------
 
     def _event(self, session: NotebookSession, event: ev.Event) -> None:
-        """On the agent's thread: hand the event to the main thread's renderer."""
+        """On the agent's thread: hand the event to the main thread's renderer, and to the
+        frontend (a sidebar shows them)."""
         self.main.post(lambda: self._render(session, event))
+        if self.bridged and self.bridge is not None:
+            self.bridge.notify("event", event=ev.to_json(event))
 
     def _render(self, session: NotebookSession, event: ev.Event) -> None:
         view = session.view
@@ -283,7 +342,32 @@ class KernelHost:
             return
         view.handle(event)
         if isinstance(event, ev.TurnFinished):
-            self._show(session, final=True)
+            if session.live is not None:
+                self._summary_to_frontend(session)
+            else:
+                self._show(session, final=True)
+
+    def _summary_to_frontend(self, session: NotebookSession) -> None:
+        """A background turn's summary replaces its panel in the ``%%agent`` cell, through
+        the frontend (the cell's execution is long over: only the frontend can change its
+        outputs now)."""
+        view, live, cell_id = session.view, session.live, session.cell_id
+        if view is None or live is None or cell_id is None:
+            return
+        output = {
+            "output_type": "display_data",
+            "data": {"text/markdown": view.log.markdown(), "text/plain": view.log.plain()},
+            "metadata": {},
+        }
+
+        async def write() -> None:
+            try:
+                await live.set_outputs(cell_id, [output])
+                await live.save()
+            except CodexmaxError as exc:
+                log.warning("the summary could not be written: %s", exc)
+
+        self.agent_loop.submit(write())
 
     async def _save(self, session: NotebookSession, record: dict[str, Any]) -> None:
         """The agent's session saver: this machine's index, then the cell's output."""
@@ -352,18 +436,29 @@ class KernelHost:
         model: str | None = None,
         effort: str | None = None,
         approval: str | None = None,
+        wait: bool = False,
+        in_cell: bool = True,
     ) -> None:
-        """``%%agent``: one turn, run to completion inside the cell."""
+        """``%%agent``: one turn. With a bridge (and not ``wait``) it runs in the background
+        on the frontend's live notebook and the cell returns at once; otherwise it runs to
+        completion inside the cell, on the kernel's working copy."""
         session = self.open_session(notebook, new)
         agent = session.agent
         if agent.busy:
             raise CodexmaxError("the agent is still working on a turn (%agent stop stops it)")
+        background = self.bridged and not wait
         view = make_view(
-            widgets=self.widgets(),
+            widgets=(self.widgets() or background) and in_cell,
             title=_title(self.settings, model, effort),
-            interactive=False,
+            interactive=background,
+            on_decision=self.resolve,
+            on_stop=self.stop,
+            silent=not in_cell,
         )
-        self._begin(session, view)
+        if in_cell:
+            self._begin(session, view)
+        else:
+            session.view = view
         if session.resumed is not None and session.resumed.turns == agent.turns:
             view.note(
                 f"continuing session {agent.session_id[:8]} (turn {agent.turns + 1}; the "
@@ -373,14 +468,108 @@ class KernelHost:
             view.note(f"{session.how}: the agent works on a scratch notebook")
         previous = agent.approval
         agent.set_approval(approval or self.settings.approval)
+        session.cell_id = self.cell_id() if in_cell else None
+        future = self.agent_loop.submit(
+            self._turn(session, message, model=model, effort=effort, live=background)
+        )
+        if background:
+            self.background = True
+            self._running = future
+
+            def finished(done: concurrent.futures.Future[Any]) -> None:
+                self.main.post(lambda: self._background_done(session, done, previous))
+
+            future.add_done_callback(finished)
+            return
         try:
-            future = self.agent_loop.submit(agent.run_turn(message, model=model, effort=effort))
             self._serve(future, session)
         finally:
             agent.set_approval(previous)
-        log_ = session.view.log if session.view else None
-        if log_ is not None:
-            session.turns.append(log_)
+        if session.view is not None:
+            session.turns.append(session.view.log)
+
+    async def _turn(
+        self,
+        session: NotebookSession,
+        message: str,
+        *,
+        model: str | None,
+        effort: str | None,
+        live: bool,
+    ) -> Any:
+        """On the agent's thread: the right document for this turn, then the turn."""
+        if live:
+            await self._use_live(session)
+        elif session.live is not None:
+            self._use_detached(session)
+        return await session.agent.run_turn(message, model=model, effort=effort)
+
+    async def _use_live(self, session: NotebookSession) -> None:
+        from ..notebook.live import LiveNotebook
+        from ..runners.frontend import FrontendRunner
+        from ..session.journal import remember_notebook
+        from ..session.store import METADATA_KEY
+
+        assert self.bridge is not None
+        live = await LiveNotebook.fetch(self.bridge.call, Path.cwd())
+
+        async def save(record: dict[str, Any]) -> None:
+            if self.settings.journal and session.path is not None:
+                remember_notebook(session.path, record)
+            session.record = record
+            await live.set_metadata(METADATA_KEY, record)
+            await live.save()
+
+        runner = FrontendRunner(self.bridge.call, kernel_name=_kernel_name(self.shell))
+        session.agent.use_notebook(live, runner, save)
+        session.live = live
+
+    def _use_detached(self, session: NotebookSession) -> None:
+        """No bridge any more: back to the working copy of the file (read again)."""
+        from ..notebook.detached import DetachedNotebook
+
+        if session.path is not None:
+            session.doc = DetachedNotebook.open(session.path)
+        session.agent.use_notebook(session.doc, session.runner, session.saver)
+        session.live = None
+
+    def _background_done(
+        self, session: NotebookSession, future: concurrent.futures.Future[Any], previous: str
+    ) -> None:
+        self.background = False
+        self._running = None
+        session.agent.set_approval(previous)
+        if session.view is not None:
+            session.turns.append(session.view.log)
+        exc = future.exception()
+        if exc is not None:
+            log.warning("the background turn failed: %s", exc)
+            if session.view is not None:
+                session.view.note(f"error: {exc}")
+
+    def cell_id(self) -> str | None:
+        """The id of the cell being run, as the frontend sent it (JupyterLab does)."""
+        header = getattr(self.shell, "parent_header", None) or {}
+        value = (header.get("metadata") or {}).get("cellId")
+        return value if isinstance(value, str) and value else None
+
+    def _bridge_turn(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``agent.turn`` from the frontend (a sidebar chat): a turn in the background."""
+        message = str(params.get("message") or "").strip()
+        if not message:
+            raise CodexmaxError("agent.turn needs a message")
+        if self.background:
+            raise CodexmaxError("the agent is working on a turn")
+        self.run_turn(
+            message,
+            model=params.get("model"),
+            effort=params.get("effort"),
+            approval=params.get("approval"),
+            in_cell=False,
+        )
+        session = self.session
+        assert session is not None
+        return {"session_id": session.agent.session_id, "turn": session.agent.turns + 1}
 
     def _serve(self, future: concurrent.futures.Future[Any], session: NotebookSession) -> None:
         interrupts = 0
@@ -473,11 +662,13 @@ class KernelHost:
             if price_for(settings.model, settings.prices) is not None
             else "cost unknown (no price for this model: c.CodexMax.prices)"
         )
-        where = (
-            f"{session.path} (found by {session.how}; not written: edits are proposals)"
-            if session.path
-            else f"none: {session.how}"
-        )
+        if self.bridged and self.bridge is not None:
+            client = self.bridge.peer.get("client") or "a frontend"
+            where = f"{session.path}, live in {client} (bridge): edits and runs go there"
+        elif session.path:
+            where = f"{session.path} (found by {session.how}; not written: edits are proposals)"
+        else:
+            where = f"none: {session.how}"
         lines = [
             f"session {agent.session_id} · turn {agent.turns} · "
             f"{'working' if agent.busy else 'idle'}",
@@ -491,12 +682,39 @@ class KernelHost:
             f"usage: {usage.input_tokens:,} in ({usage.cached_input_tokens:,} cached), "
             f"{usage.output_tokens:,} out ({usage.reasoning_tokens:,} reasoning); {cost}",
         ]
-        proposals = session.doc.proposals()
+        proposals = session.doc.proposals() if session.live is None else []
         if proposals:
             lines.append(
                 f"proposed changes not applied: {len(proposals)} (%agent proposals lists them)"
             )
         return "\n".join(lines)
+
+    def status_data(self) -> dict[str, Any]:
+        """The status for a frontend (``agent.status``)."""
+        session = self.current()
+        settings = self.settings
+        data: dict[str, Any] = {
+            "model": settings.model,
+            "effort": settings.reasoning_effort,
+            "approval": settings.approval,
+            "busy": self.background,
+        }
+        if session is None:
+            return {**data, "session_id": None}
+        agent = session.agent
+        usage = agent.usage_total
+        return {
+            **data,
+            "session_id": agent.session_id,
+            "turns": agent.turns,
+            "busy": agent.busy,
+            "context_tokens": agent.context_tokens(),
+            "context_window": agent.meter.window,
+            "compactions": agent.compactions,
+            "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+            "cost_usd": round(agent.cost, 6),
+            "pending_approvals": list(getattr(agent.approver, "pending", [])),
+        }
 
     def history(self) -> str:
         session = self.current()

@@ -22,7 +22,9 @@ from traitlets import Enum
 
 if TYPE_CHECKING:
     from ..config import CodexMax
+    from .bridge import Bridge
     from .host import KernelHost
+    from .threads import MainThread
 
 __all__ = ["AgentMagics"]
 
@@ -83,6 +85,26 @@ class AgentMagics(Magics):
         self.settings = settings
         self.settings_error = settings_error
         self._host: KernelHost | None = None
+        self.main: MainThread | None = None
+        self.bridge: Bridge | None = None
+
+    def start_bridge(self) -> None:
+        """Offer the frontend the bridge now, so it can answer before the first %%agent."""
+        import asyncio
+
+        from .._version import __version__
+        from .bridge import Bridge
+        from .threads import MainThread
+
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        self.main = MainThread(loop)
+        self.bridge = Bridge(self.main, __version__)
+        self.bridge.make_host = lambda: self.host
+        if getattr(self.shell, "kernel", None) is not None:
+            self.bridge.start()
 
     @property
     def host(self) -> KernelHost:
@@ -91,7 +113,9 @@ class AgentMagics(Magics):
         if self._host is None:
             from .host import KernelHost
 
-            self._host = KernelHost(self.shell, self.settings, panel=self.panel)
+            self._host = KernelHost(
+                self.shell, self.settings, panel=self.panel, main=self.main, bridge=self.bridge
+            )
         self._host.panel = self.panel
         return self._host
 
@@ -122,6 +146,7 @@ class AgentMagics(Magics):
                 model=options.model,
                 effort=options.effort,
                 approval=options.approval,
+                wait=options.wait,
             )
         )
 

@@ -54,8 +54,8 @@ class Panel:
         *,
         title: str,
         interactive: bool,
-        on_decision: Callable[[str, str], None] | None = None,
-        on_stop: Callable[[], None] | None = None,
+        on_decision: Callable[[str, str], object] | None = None,
+        on_stop: Callable[[], object] | None = None,
     ) -> None:
         import ipywidgets as w
 

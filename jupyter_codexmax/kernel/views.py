@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from ..agent import events as ev
 from .turnlog import TurnLog
 
-__all__ = ["TextView", "View", "make_view"]
+__all__ = ["LogView", "TextView", "View", "make_view"]
 
 
 class View(Protocol):
@@ -73,14 +73,33 @@ class _Stdout:
         return False
 
 
+class LogView:
+    """No rendering: the turn's log only (a turn the frontend's sidebar shows itself)."""
+
+    def __init__(self) -> None:
+        self.log = TurnLog()
+
+    def handle(self, event: ev.Event) -> None:
+        self.log.apply(event)
+
+    def note(self, text: str) -> None:
+        self.log.notices.append(text)
+
+    def mimebundle(self) -> dict[str, Any]:
+        return {}
+
+
 def make_view(
     *,
     widgets: bool,
     title: str,
     interactive: bool,
-    on_decision: Callable[[str, str], None] | None = None,
-    on_stop: Callable[[], None] | None = None,
+    on_decision: Callable[[str, str], object] | None = None,
+    on_stop: Callable[[], object] | None = None,
+    silent: bool = False,
 ) -> View:
+    if silent:
+        return LogView()
     if widgets:
         from .panel import Panel
 

@@ -1,0 +1,85 @@
+"""The frontend runner: the frontend holding the notebook runs the cell, as if the user had.
+
+Through the bridge's ``notebook.run`` request (``docs/bridge.md``): the frontend sends the
+cell to the kernel as an ordinary execution, so its outputs appear in the notebook; it
+answers with the cell's status and outputs. The agent (on its own thread) leaves the
+kernel free to run it. Interrupting a cell past its time limit is the frontend's job (it
+holds the kernel connection); this runner cannot restart the kernel it lives in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .base import CellRun, CellRunner, KernelError
+
+__all__ = ["FrontendRunner"]
+
+#: Seconds beyond the cell's time limit the frontend gets to answer.
+REPLY_SLACK = 30.0
+
+
+class FrontendRunner(CellRunner):
+    def __init__(self, call: Callable[..., Awaitable[Any]], *, kernel_name: str = "python3"):
+        self._call = call
+        self._kernel_name = kernel_name
+        self.starts = 0
+        self.note = (
+            "cells run in the user's open notebook, in the kernel you live in: their outputs "
+            "appear in the notebook, and what they define stays defined"
+        )
+
+    @property
+    def kernel_name(self) -> str:
+        return self._kernel_name
+
+    @property
+    def started(self) -> bool:
+        return True
+
+    async def run(self, doc: Any, index: int, timeout: float) -> CellRun:
+        cell = doc.nb.cells[index]
+        cell_id = doc.cell_id(index)
+        if cell.get("cell_type") != "code" or not str(cell.get("source", "")).strip():
+            return CellRun(cell_id, "skipped", 0.0, note="not a code cell, or empty")
+        started = time.monotonic()
+        try:
+            result = await self._call(
+                "notebook.run", wait=timeout + REPLY_SLACK, ids=[cell_id], timeout=timeout
+            )
+        except Exception as exc:
+            raise KernelError(f"the frontend could not run the cell: {exc}") from exc
+        runs = result.get("runs") or []
+        run = runs[0] if runs else {}
+        outputs = list(run.get("outputs") or [])
+        cell["outputs"] = outputs
+        cell["execution_count"] = run.get("execution_count")
+        status = str(run.get("status") or "error")
+        if status not in ("ok", "error", "timeout", "dead", "interrupted"):
+            status = "error"
+        found = CellRun(
+            cell_id,
+            status,  # type: ignore[arg-type]
+            float(run.get("duration") or time.monotonic() - started),
+            execution_count=run.get("execution_count"),
+            outputs=outputs,
+        )
+        error = run.get("error") or next(
+            (o for o in outputs if o.get("output_type") == "error"), None
+        )
+        if error:
+            found.error_name = str(error.get("ename", ""))
+            found.error_value = str(error.get("evalue", ""))
+            found.traceback = list(error.get("traceback") or [])
+        return found
+
+    async def restart(self) -> None:
+        raise KernelError(
+            "the agent runs inside this kernel and cannot restart it; ask the user to "
+            "restart the kernel (then run %%agent again: the session carries on)"
+        )
+
+    async def shutdown(self) -> None:
+        return None

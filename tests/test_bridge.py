@@ -1,0 +1,164 @@
+"""The bridge's kernel half, against a frontend that speaks its protocol over a real kernel
+connection (``tests/bridgehelpers.py``; the JupyterLab extension is the real one)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from bridgehelpers import FakeFrontend
+from kernelhelpers import KEY, Kernel
+from nbhelpers import make_notebook
+
+from jupyter_codexmax.session.store import METADATA_KEY, OUTPUT_MIME, validate_record
+from jupyter_codexmax.testing import ScriptedModelServer
+
+
+def call(name: str, arguments: Any) -> dict[str, Any]:
+    return {"name": name, "arguments": arguments}
+
+
+def notebook(folder: Path) -> Path:
+    return make_notebook(
+        folder / "live.ipynb",
+        [
+            ("load", "code", "%load_ext jupyter_codexmax"),
+            ("data", "code", "x = 21\nprint(x * 3)"),
+            ("ask", "code", "%%agent\nDouble x, run it, and check with a shell command"),
+        ],
+    )
+
+
+def test_a_turn_in_the_background_on_the_live_notebook(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """With a bridge: %%agent returns at once; the kernel stays free (another cell runs while
+    the agent waits); edits and runs happen in the frontend's notebook; an approval is a
+    click on the panel's button, through the widget's messages; the session goes into the
+    notebook's metadata, saved by the frontend; the cell's output ends as the summary."""
+    path = notebook(tmp_path)
+    file_before = path.read_bytes()
+    scripted_server.load(
+        [
+            {"calls": [call("edit_notebook", {"edits": [
+                {"action": "replace", "cell_id": "data", "source": "x = 42\nprint(x * 3)"}]})]},
+            {"calls": [call("run_cells", {"cell_ids": ["data"]})]},
+            {"calls": [call("shell", {"command": "echo checked-by-shell"})]},
+            {"text": "Done: x is 42 and the cell prints 126."},
+        ]
+    )  # fmt: skip
+    with Kernel(
+        tmp_path, scripted_server, data_dir=tmp_path / "data", env={"JPY_SESSION_NAME": str(path)}
+    ) as kernel:
+        frontend = FakeFrontend(kernel, path)
+        loading = frontend.execute("load")
+        frontend.pump(frontend.finished(loading))
+        assert frontend.hello["type"] == "hello" and frontend.hello["protocol"] == 1
+        status = frontend.execute_code("%agent status")
+        frontend.pump(frontend.finished(status))
+        text = "".join(o.get("text", "") for o in frontend.done[status]["outputs"])
+        assert "live in test frontend (bridge)" in text
+
+        started = time.monotonic()
+        turn = frontend.execute("ask")
+        frontend.pump(frontend.finished(turn))
+        returned_after = time.monotonic() - started
+        assert returned_after < 5, "the cell returned once the turn had started"
+        frontend.pump(lambda: bool(frontend.buttons("Approve")))
+        assert not frontend.turn_finished()(), "the agent waits for the approval"
+
+        # The kernel is free: a cell of the user's runs meanwhile.
+        other = frontend.execute_code("y = 5\nprint(y * 2)")
+        frontend.pump(frontend.finished(other))
+        assert frontend.done[other]["outputs"][0]["text"] == "10\n"
+        # The live notebook already has the edit; the run waits for its approval.
+        assert frontend.cell("data").source == "x = 42\nprint(x * 3)"
+        (approve,) = frontend.buttons("Approve")
+        frontend.click(approve)
+        frontend.pump(lambda: bool(frontend.cell("data").outputs))
+        assert frontend.cell("data").outputs[0]["text"] == "126\n"
+        assert frontend.cell("data").execution_count is not None
+        # The shell command's approval: a new row, a new button.
+        frontend.pump(lambda: len(frontend.buttons("Approve")) == 2)
+        second = next(b for b in frontend.buttons("Approve") if b != approve)
+        frontend.click(second)
+        frontend.pump(frontend.turn_finished())
+        frontend.pump(lambda: any(m == "notebook.edit" and p["ops"][0]["op"] == "set_outputs"
+                                  for m, p in frontend.requests))  # fmt: skip
+        frontend.pump(lambda: not frontend.dirty, timeout=10)
+    assert scripted_server.failures == []
+    finished = [e for e in frontend.events if e["type"] == "TurnFinished"][-1]
+    assert finished["status"] == "done"
+    assert "checked-by-shell" in json.dumps(scripted_server.requests_to("responses")[3].body)
+    kinds = [e["type"] for e in frontend.events]
+    for kind in ("TurnStarted", "ToolCallStarted", "CellEdited", "CellRan", "ApprovalRequested"):
+        assert kind in kinds, kinds
+    # The session is in the notebook's metadata, written by the frontend's save.
+    saved = json.loads(path.read_text())
+    validate_record(saved["metadata"][METADATA_KEY])
+    assert saved["metadata"][METADATA_KEY]["turns"] == 1
+    assert path.read_bytes() != file_before and frontend.saves >= 1
+    # The %%agent cell now shows the summary (no dead widget, no second record).
+    (summary,) = frontend.cell("ask").outputs
+    assert "Done: x is 42 and the cell prints 126." in summary["data"]["text/markdown"]
+    assert OUTPUT_MIME not in summary["data"]
+    assert KEY not in path.read_text() + json.dumps(frontend.events)
+
+
+def test_the_frontend_asks_for_turns_and_status(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """The bridge opened by the frontend (its welcome in the open message); a sidebar's
+    requests: a turn, its events, the status; a mistake answered with an error."""
+    path = notebook(tmp_path)
+    scripted_server.load([{"text": "x is 21 here."}])
+    with Kernel(
+        tmp_path, scripted_server, data_dir=tmp_path / "data", env={"JPY_SESSION_NAME": str(path)}
+    ) as kernel:
+        frontend = FakeFrontend(kernel, path, accept=False)
+        loading = frontend.execute("load")
+        frontend.pump(frontend.finished(loading))
+        frontend.open_bridge()
+        asked = frontend.request("agent.turn", message="What is x?", effort="low")
+        frontend.pump(lambda: asked in frontend.replies)
+        assert frontend.replies[asked]["ok"], frontend.replies[asked]
+        assert frontend.replies[asked]["result"]["turn"] == 1
+        frontend.pump(frontend.turn_finished())
+        status = frontend.request("agent.status")
+        frontend.pump(lambda: status in frontend.replies)
+        bad = frontend.request("agent.turn", message="   ")
+        unknown = frontend.request("agent.fly")
+        frontend.pump(lambda: bad in frontend.replies and unknown in frontend.replies)
+    request = scripted_server.requests_to("responses")[0].body
+    assert request["reasoning"]["effort"] == "low"
+    text = "".join(e.get("text", "") for e in frontend.events if e["type"] == "TextDelta")
+    assert text == "x is 21 here."
+    result = frontend.replies[status]["result"]
+    assert (result["turns"], result["busy"]) == (1, False)
+    assert result["context_window"] == 272_000 and result["usage"]["input_tokens"] > 0
+    assert (
+        frontend.replies[bad]["ok"] is False and "needs a message" in frontend.replies[bad]["error"]
+    )
+    assert "unknown method 'agent.fly'" in frontend.replies[unknown]["error"]
+
+
+def test_wait_keeps_the_turn_in_the_cell_even_with_a_bridge(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    path = notebook(tmp_path)
+    scripted_server.load([{"text": "ran in the cell"}])
+    with Kernel(
+        tmp_path, scripted_server, data_dir=tmp_path / "data", env={"JPY_SESSION_NAME": str(path)}
+    ) as kernel:
+        frontend = FakeFrontend(kernel, path)
+        frontend.pump(frontend.finished(frontend.execute("load")))
+        turn = frontend.execute_code("%%agent --wait\nSay where you ran")
+        frontend.pump(frontend.finished(turn))
+    outputs = frontend.done[turn]["outputs"]
+    summary = [o for o in outputs if o["output_type"] == "display_data"][-1]
+    assert "ran in the cell" in summary["data"]["text/markdown"]
+    assert not [m for m, _ in frontend.requests if m.startswith("notebook.")], (
+        "a turn in the cell does not wait for frontend replies (the kernel could not read them)"
+    )
