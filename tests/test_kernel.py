@@ -445,3 +445,34 @@ def test_runs_in_the_kernel_capture_errors_displays_and_time_limits(
     assert "cannot restart it; ask the user" in outputs[4]
     assert "ValueError" not in turn.stderr, "errors went to the model, not the cell"
     assert "<function f" in after.stdout, "what the runs defined stays defined"
+
+
+def test_the_magics_example_runs_as_its_script_says(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """examples/magics_demo.py's notebook: what the scripted answers claim is what the real
+    kernel computed (the runs' outputs reached the model)."""
+    import shutil
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "examples"))
+    try:
+        import magics_demo
+    finally:
+        sys.path.pop(0)
+    work = tmp_path / "magics"
+    shutil.copytree(root / "examples" / "magics", work)
+    scripted_server.load(str(root / "examples" / "scripts" / "magics.json"))
+    nb = magics_demo.run(work, scripted_server.base_url)
+    assert scripted_server.failures == []
+    assert scripted_server.remaining_steps == 0
+    sent = json.dumps([r.body["input"][-1] for r in scripted_server.requests_to("responses")])
+    assert "mean: 11.2 \\u00b0C" in sent
+    for line in ("Lisbon: 14.0", "Nairobi: 24.7", "Oslo: -5.2"):
+        assert line in sent, line
+    by_id = {c.id: c for c in nb.cells}
+    assert by_id["mean"].outputs[0]["ename"] == "TypeError", "the user's cell failed first"
+    assert "mean: 11.2 °C" in displayed(by_id["ask"])["text/markdown"]
+    assert OUTPUT_MIME in displayed(by_id["by-city"])
+    assert "proposed changes not applied: 2" in by_id["status"].outputs[0]["text"]

@@ -53,7 +53,6 @@ class Bridge:
         #: host; ``make_host`` creates it on the first request if need be.
         self.handlers: dict[str, Handler] = {}
         self.make_host: Callable[[], object] | None = None
-        self.on_change: Callable[[], None] | None = None
 
     @property
     def present(self) -> bool:
@@ -147,8 +146,7 @@ class Bridge:
                 future.set_exception(BridgeError(str(data.get("error") or "the frontend failed")))
         elif kind == "request":
             self._serve(comm, data)
-        elif kind == "changed" and self.on_change is not None:
-            self.on_change()
+        # Other notifications are ignored (none in protocol 1).
 
     def _serve(self, comm: Any, data: dict[str, Any]) -> None:
         request_id = data.get("id")

@@ -41,8 +41,8 @@ class TextView:
 
     def handle(self, event: ev.Event) -> None:
         self.log.apply(event)
-        if isinstance(event, ev.UsageUpdated):
-            return
+        if isinstance(event, (ev.UsageUpdated, ev.TurnFinished)):
+            return  # the summary that ends the output says how the turn ended
         if isinstance(event, ev.CellEdited) and not event.applied:
             added = sum(1 for ln in event.diff.splitlines() if ln[:1] == "+" and ln[:3] != "+++")
             removed = sum(1 for ln in event.diff.splitlines() if ln[:1] == "-" and ln[:3] != "---")
