@@ -40,6 +40,8 @@ class FakeFrontend:
         self._running: dict[str, dict[str, Any]] = {}
         self._queue: list[tuple[str | None, str, Callable[[dict[str, Any]], None]]] = []
         self.done: dict[str, dict[str, Any]] = {}
+        #: Outputs by display id (updated in place by update_display_data).
+        self._displays: dict[str, list[dict[str, Any]]] = {}
 
     # -- sending --------------------------------------------------------------------------------
 
@@ -99,7 +101,7 @@ class FakeFrontend:
             "silent": False,
             "store_history": True,
             "user_expressions": {},
-            "allow_stdin": False,
+            "allow_stdin": True,  # as JupyterLab sends it
             "stop_on_error": True,
         }
         metadata = {"cellId": cell_id} if cell_id else {}
@@ -153,6 +155,8 @@ class FakeFrontend:
                 self.widgets[content["comm_id"]].update(data.get("state") or {})
         elif kind == "comm_close" and content["comm_id"] == self.comm_id:
             self.comm_id = None
+        elif kind == "update_display_data":
+            self._update_display(content)
         elif parent in self._running:
             self._output(parent, kind, content)
 
@@ -175,8 +179,17 @@ class FakeFrontend:
             return
         if kind in ("stream", "display_data", "execute_result", "error"):
             output = {"output_type": kind, **content}
-            output.pop("transient", None)
+            display_id = (output.pop("transient", None) or {}).get("display_id")
             run["outputs"].append(output)
+            if display_id:
+                self._displays.setdefault(display_id, []).append(output)
+
+    def _update_display(self, content: dict[str, Any]) -> None:
+        """As JupyterLab does: every output shown under that display id, wherever it is."""
+        display_id = (content.get("transient") or {}).get("display_id")
+        for output in self._displays.get(str(display_id), []):
+            output["data"] = content["data"]
+            output["metadata"] = content.get("metadata", {})
 
     # -- the kernel's requests ------------------------------------------------------------------
 

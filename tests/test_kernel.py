@@ -60,11 +60,9 @@ def test_agent_magic_in_a_kernel(tmp_path: Path, scripted_server: ScriptedModelS
     scripted_server.load(EDIT_AND_RUN)
     with Kernel(tmp_path, scripted_server, data_dir=tmp_path / "data") as kernel:
         loaded = kernel.run("%load_ext jupyter_codexmax")
-        assert loaded.ok
-        # Nothing shown; only the bridge offered to a frontend (none answers here).
-        assert [(t, c["target_name"]) for t, c in loaded.messages] == [
-            ("comm_open", "jupyter_codexmax.bridge")
-        ]
+        assert loaded.ok and loaded.messages == [], "nothing shown, no bridge offered"
+        again = kernel.run("%load_ext jupyter_codexmax", stdin=True)
+        assert "already loaded" in again.stdout
         assert kernel.run("x = 21").ok
 
         turn = kernel.run("%%agent --approval auto\nDouble x and show it")
@@ -476,3 +474,56 @@ def test_the_magics_example_runs_as_its_script_says(
     assert "mean: 11.2 °C" in displayed(by_id["ask"])["text/markdown"]
     assert OUTPUT_MIME in displayed(by_id["by-city"])
     assert "proposed changes not applied: 2" in by_id["status"].outputs[0]["text"]
+
+
+def test_no_api_key_in_outputs_or_the_saved_notebook(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """The kernel has the key (the agent needs it): a task that pastes it, a cell that prints
+    it, an approval prompt and an answer that repeat it, status and history: none of it
+    shows the key, in the cell outputs or in the notebook as nbclient saves it."""
+    path = make_notebook(
+        tmp_path / "secret.ipynb",
+        [
+            ("load", "code", "%load_ext jupyter_codexmax"),
+            ("leak", "code", "import os\nprint(os.environ['OPENAI_API_KEY'])"),
+            ("ask", "code", f"%%agent\nRun the leak cell; my key is {KEY}"),
+            ("status", "code", "%agent status"),
+            ("history", "code", "%agent history"),
+        ],
+    )
+    scripted_server.load(
+        [
+            {"calls": [call("run_cells", {"cell_ids": ["leak"]})]},
+            {"calls": [call("shell", {"command": f"echo {KEY}"})]},
+            {"text": f"The cell printed {KEY}, and so will I: {KEY}"},
+        ]
+    )
+    with Kernel(
+        tmp_path, scripted_server, data_dir=tmp_path / "data", env={"JPY_SESSION_NAME": str(path)}
+    ) as kernel:
+        kernel.run("%load_ext jupyter_codexmax")
+        turn = kernel.run(
+            f"%%agent\nRun the leak cell; my key is {KEY}", stdin=True, answers=("y", "y")
+        )
+        status = kernel.run("%agent status")
+        history = kernel.run("%agent history")
+    assert turn.ok, turn.stderr
+    shown = turn.everything() + status.everything() + history.everything() + "".join(turn.prompts)
+    assert KEY not in shown
+    assert "********" in turn.markdown()
+    ours = [  # what we send (the scripted model's own items go back verbatim)
+        [i for i in r.body["input"] if i.get("role") in ("user", "developer")
+         or i.get("type") == "function_call_output"]
+        for r in scripted_server.requests
+    ]  # fmt: skip
+    assert KEY not in json.dumps(ours)
+    assert "a credential in the message was masked" in turn.stdout + turn.markdown()
+
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = nb.cells[:1] + nb.cells[2:3]  # load, then the %%agent cell (no input: refused)
+    scripted_server.load([{"text": f"Here it is: {KEY}"}])
+    _execute(nb, tmp_path, scripted_server, tmp_path / "data")
+    nbformat.write(nb, path)
+    saved = nbformat.read(path, as_version=4)  # the user's own cell source holds their key
+    assert KEY not in json.dumps([c.get("outputs", []) for c in saved.cells] + [saved.metadata])

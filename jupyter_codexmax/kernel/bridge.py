@@ -60,13 +60,17 @@ class Bridge:
 
     # -- opening (main thread) ----------------------------------------------------------------
 
-    def start(self) -> None:
-        """Register the target (the frontend may open) and open one ourselves (the frontend
-        may have registered its target first): whichever the frontend answers is kept."""
+    def start(self, offer: bool = True) -> None:
+        """Register the target (the frontend may open) and, with ``offer``, open one
+        ourselves (the frontend may have registered its target first): whichever the
+        frontend answers is kept. Offering is for frontends someone watches: runs with no
+        input possible (nbclient, papermill) would only log the unknown comm."""
         import comm as comm_module
 
         manager = comm_module.get_comm_manager()
         manager.register_target(TARGET, self._opened_by_frontend)
+        if not offer:
+            return
         try:
             opened = comm_module.create_comm(target_name=TARGET, data=self._hello())
         except Exception as exc:  # no frontend connection at all (terminal IPython)

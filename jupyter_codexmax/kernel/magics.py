@@ -103,8 +103,11 @@ class AgentMagics(Magics):
         self.main = MainThread(loop)
         self.bridge = Bridge(self.main, __version__)
         self.bridge.make_host = lambda: self.host
-        if getattr(self.shell, "kernel", None) is not None:
-            self.bridge.start()
+        kernel = getattr(self.shell, "kernel", None)
+        if kernel is not None:
+            # Offered where someone watches (the frontend sends input: JupyterLab, VS Code);
+            # a frontend can always open it itself.
+            self.bridge.start(offer=bool(getattr(kernel, "_allow_stdin", False)))
 
     @property
     def host(self) -> KernelHost:
