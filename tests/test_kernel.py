@@ -527,3 +527,50 @@ def test_no_api_key_in_outputs_or_the_saved_notebook(
     nbformat.write(nb, path)
     saved = nbformat.read(path, as_version=4)  # the user's own cell source holds their key
     assert KEY not in json.dumps([c.get("outputs", []) for c in saved.cells] + [saved.metadata])
+
+
+def test_terminal_ipython_shows_text(tmp_path: Path, scripted_server: ScriptedModelServer) -> None:
+    """No kernel, no widgets: the events as lines, then the summary as text."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "session.ipy"
+    script.write_text(
+        "%load_ext jupyter_codexmax\n"
+        "get_ipython().run_cell_magic('agent', '--approval auto', 'Compute 6 * 7 here')\n"
+        "print('answer is', answer)\n"
+    )
+    scripted_server.load(
+        [
+            {"calls": [call("edit_notebook", {"edits": [
+                {"action": "insert", "source": "answer = 6 * 7"}]})]},
+            {"calls": [call("run_cells", {"all": True})]},
+            {"text": "It is **42**."},
+        ]
+    )  # fmt: skip
+    env = {
+        **os.environ,
+        "OPENAI_BASE_URL": scripted_server.base_url,
+        "OPENAI_API_KEY": KEY,
+        "CODEXMAX_TOKENIZER": "estimate",
+        "JUPYTER_DATA_DIR": str(tmp_path / "data"),
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+    }
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ipython"), "--quick", "--no-banner", str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "task: Compute 6 * 7 here" in out
+    assert "no notebook found (use --notebook PATH): the agent works on a scratch notebook" in out
+    assert "ok run_cells all" in out
+    assert "jupyter-codexmax · turn 1 · done in 3 steps" in out and "It is **42**." in out
+    assert "answer is 42" in out, "the code ran in this IPython"
+    assert "widget" not in out.lower() and KEY not in out + done.stderr
