@@ -123,7 +123,7 @@ class FakeFrontend:
         deadline = time.monotonic() + timeout
         while not until():
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out; events: {[e['kind'] for e in self.events]}")
+                raise AssertionError(f"timed out; events: {[e['type'] for e in self.events]}")
             try:
                 msg = self.kc.get_iopub_msg(timeout=0.05)
             except queue.Empty:

@@ -162,3 +162,188 @@ def test_wait_keeps_the_turn_in_the_cell_even_with_a_bridge(
     assert not [m for m, _ in frontend.requests if m.startswith("notebook.")], (
         "a turn in the cell does not wait for frontend replies (the kernel could not read them)"
     )
+
+
+# -- found by review: the background turn's edges ----------------------------------------------
+
+EDIT_DATA = {
+    "calls": [
+        call(
+            "edit_notebook",
+            {"edits": [{"action": "replace", "cell_id": "data", "source": "x = 42\nprint(x * 3)"}]},
+        )
+    ]
+}
+
+
+def outputs_text(frontend: FakeFrontend, msg_id: str) -> str:
+    return json.dumps(frontend.done[msg_id]["outputs"])
+
+
+def notice(frontend: FakeFrontend, start: str) -> bool:
+    return any(e["type"] == "Notice" and e["message"].startswith(start) for e in frontend.events)
+
+
+def bridged(tmp_path: Path, server: ScriptedModelServer, **env: str) -> tuple[Path, Kernel]:
+    path = notebook(tmp_path)
+    kernel = Kernel(
+        tmp_path, server, data_dir=tmp_path / "data", env={"JPY_SESSION_NAME": str(path), **env}
+    )
+    return path, kernel
+
+
+def test_undo_and_compact_work_on_the_live_notebook(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    scripted_server.load([EDIT_DATA, {"text": "edited"}])
+    path, kernel = bridged(tmp_path, scripted_server)
+    with kernel:
+        frontend = FakeFrontend(kernel, path)
+        frontend.pump(frontend.finished(frontend.execute("load")))
+        frontend.pump(frontend.finished(frontend.execute("ask")))
+        frontend.pump(frontend.turn_finished())
+        assert frontend.cell("data").source == "x = 42\nprint(x * 3)"
+        started = time.monotonic()
+        undo = frontend.execute_code("%agent undo")
+        frontend.pump(frontend.finished(undo))
+        assert "undo: working in the background" in outputs_text(frontend, undo)
+        frontend.pump(lambda: frontend.cell("data").source == "x = 21\nprint(x * 3)")
+        frontend.pump(lambda: notice(frontend, "undo:"))
+        compact = frontend.execute_code("%agent compact")
+        frontend.pump(frontend.finished(compact))
+        frontend.pump(lambda: notice(frontend, "compact:"))
+        frontend.pump(lambda: not frontend.dirty)
+        took = time.monotonic() - started
+    assert took < 10, f"no waiting for answers the busy kernel could not read ({took:.0f} s)"
+    saved = json.loads(path.read_text())
+    assert saved["metadata"][METADATA_KEY]["compactions"] == 1
+    assert "x = 21" in "".join(saved["cells"][1]["source"]), "the undo reached the saved notebook"
+
+
+def test_nothing_else_starts_while_a_background_turn_runs(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """Run All (a second %%agent while the first starts), %agent new, another %%agent after
+    the user saved: refused at once, one line; the running turn keeps the live notebook."""
+    import nbformat
+
+    scripted_server.load(
+        [
+            EDIT_DATA,
+            {"calls": [call("run_cells", {"cell_ids": ["data"]})]},
+            {"calls": [call("edit_notebook", {"edits": [
+                {"action": "replace", "cell_id": "data", "source": "x = 84\nprint(x * 3)"}]})]},
+            {"text": "done"},
+        ]
+    )  # fmt: skip
+    path, kernel = bridged(tmp_path, scripted_server)
+    with kernel:
+        frontend = FakeFrontend(kernel, path)
+        frontend.pump(frontend.finished(frontend.execute("load")))
+        one = frontend.execute("ask")
+        two = frontend.execute_code("%%agent\nSecond task")  # right behind it (Run All)
+        frontend.pump(lambda: frontend.finished(one)() and frontend.finished(two)())
+        assert "UsageError: the agent is working on a turn" in outputs_text(frontend, two)
+        frontend.pump(lambda: bool(frontend.buttons("Approve")))
+        nbformat.write(frontend.nb, path)  # the user saves meanwhile
+        started = time.monotonic()
+        for code in ("%agent new", "%%agent\nanother task", "%%agent --new\nfresh"):
+            refused = frontend.execute_code(code)
+            frontend.pump(frontend.finished(refused))
+            assert "working on a turn" in outputs_text(frontend, refused), code
+        assert time.monotonic() - started < 5, "refused at once, not after a wait"
+        (approve,) = frontend.buttons("Approve")
+        frontend.click(approve)
+        frontend.pump(frontend.turn_finished())
+        frontend.pump(lambda: frontend.cell("data").source == "x = 84\nprint(x * 3)")
+    starts = [e for e in frontend.events if e["type"] == "TurnStarted"]
+    assert len(starts) == 1 and starts[0]["message"].startswith("Double x")
+
+
+def test_stopping_twice_still_finishes_the_turn(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    scripted_server.load([{"calls": [call("run_cells", {"cell_ids": ["data"]})]}, {"text": "x"}])
+    path, kernel = bridged(tmp_path, scripted_server)
+    with kernel:
+        frontend = FakeFrontend(kernel, path)
+        frontend.pump(frontend.finished(frontend.execute("load")))
+        frontend.pump(frontend.finished(frontend.execute("ask")))
+        frontend.pump(lambda: bool(frontend.buttons("Approve")))
+        (stop,) = frontend.buttons("Stop")
+        frontend.click(stop)
+        again = frontend.execute_code("%agent stop")
+        frontend.pump(frontend.finished(again))
+        frontend.pump(frontend.turn_finished())
+        frontend.pump(lambda: "text/markdown" in json.dumps(frontend.cell("ask").outputs))
+        frontend.pump(lambda: not frontend.dirty)
+    finished = [e for e in frontend.events if e["type"] == "TurnFinished"]
+    assert [e["status"] for e in finished] == ["stopped"]
+    assert "turn 1 · stopped" in frontend.cell("ask").outputs[0]["data"]["text/markdown"]
+    assert json.loads(path.read_text())["metadata"][METADATA_KEY]["turns"] == 1
+
+
+def test_the_bridge_when_the_extension_loads_from_the_kernel_config(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """Loaded before the kernel's event loop runs: background turns still get out."""
+    profile = tmp_path / "ipython" / "profile_default"
+    profile.mkdir(parents=True)
+    (profile / "ipython_kernel_config.py").write_text(
+        'c.InteractiveShellApp.extensions = ["jupyter_codexmax"]\n'
+    )
+    scripted_server.load([{"text": "x is 21 here."}])
+    path, kernel = bridged(tmp_path, scripted_server, IPYTHONDIR=str(tmp_path / "ipython"))
+    with kernel:
+        frontend = FakeFrontend(kernel, path, accept=False)
+        frontend.open_bridge()
+        asked = frontend.request("agent.turn", message="What is x?")
+        frontend.pump(lambda: asked in frontend.replies)
+        assert frontend.replies[asked]["ok"], frontend.replies[asked]
+        frontend.pump(frontend.turn_finished(), timeout=30)
+    assert [e["status"] for e in frontend.events if e["type"] == "TurnFinished"] == ["done"]
+
+
+def test_a_turn_that_cannot_read_the_notebook_says_so(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    scripted_server.load([{"text": "never"}])
+    path, kernel = bridged(tmp_path, scripted_server)
+    with kernel:
+        frontend = FakeFrontend(kernel, path)
+        answer = frontend._answer
+
+        def refusing(method: str, params: dict[str, Any]) -> dict[str, Any]:
+            if method == "notebook.get":
+                raise ValueError("the notebook is being reloaded")
+            return answer(method, params)
+
+        frontend._answer = refusing  # type: ignore[method-assign]
+        frontend.pump(frontend.finished(frontend.execute("load")))
+        frontend.pump(frontend.finished(frontend.execute("ask")))
+        frontend.pump(frontend.turn_finished())
+        frontend.pump(lambda: "text/markdown" in json.dumps(frontend.cell("ask").outputs))
+        again = frontend.execute_code("%agent status")
+        frontend.pump(frontend.finished(again))
+    (finished,) = [e for e in frontend.events if e["type"] == "TurnFinished"]
+    assert finished["status"] == "failed" and "being reloaded" in finished["error"]
+    summary = frontend.cell("ask").outputs[0]["data"]["text/markdown"]
+    assert "could not start" in summary and "being reloaded" in summary
+    assert "idle" in outputs_text(frontend, again), "ready for the next turn"
+    assert scripted_server.requests == []
+
+
+def test_without_a_cell_id_the_summary_replaces_the_panel_by_its_display(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    scripted_server.load([{"text": "The answer is 42."}])
+    path, kernel = bridged(tmp_path, scripted_server)
+    with kernel:
+        frontend = FakeFrontend(kernel, path)
+        frontend.pump(frontend.finished(frontend.execute("load")))
+        turn = frontend.execute_code("%%agent\nWhat is the answer?")  # no cell id sent
+        frontend.pump(frontend.finished(turn))
+        frontend.pump(frontend.turn_finished())
+        frontend.pump(lambda: "The answer is 42." in outputs_text(frontend, turn))
+    (panel,) = frontend.done[turn]["outputs"]
+    assert "application/vnd.jupyter.widget-view+json" not in panel["data"]

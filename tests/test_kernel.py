@@ -574,3 +574,84 @@ def test_terminal_ipython_shows_text(tmp_path: Path, scripted_server: ScriptedMo
     assert "jupyter-codexmax · turn 1 · done in 3 steps" in out and "It is **42**." in out
     assert "answer is 42" in out, "the code ran in this IPython"
     assert "widget" not in out.lower() and KEY not in out + done.stderr
+
+
+# -- found by review ------------------------------------------------------------------------------
+
+
+def test_undo_after_the_user_saved_does_not_revert_their_work(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """The user adds a cell and saves after a turn: the working copy is read again (the
+    model is told its unapplied proposals went), and undo has nothing left to revert."""
+    path = agent_notebook(tmp_path)
+    scripted_server.load([*EDIT_AND_RUN, {"text": "ok"}])
+    with Kernel(
+        tmp_path, scripted_server, data_dir=tmp_path / "data", env={"JPY_SESSION_NAME": str(path)}
+    ) as kernel:
+        kernel.run("%load_ext jupyter_codexmax")
+        kernel.run("x = 21")
+        assert kernel.run("%%agent --approval auto\nDouble x and show it").ok
+        nb = nbformat.read(path, as_version=4)
+        cell = nbformat.v4.new_code_cell("mine = 'the user wrote this'")
+        cell.id = "mine"
+        nb.cells.insert(2, cell)
+        nbformat.write(nb, path)  # the user saves
+        undo = kernel.run("%agent undo")
+        proposals = kernel.run("%agent proposals").stdout
+        kernel.run("%%agent\nAnything?")
+    assert "nothing to undo" in undo.markdown()
+    assert proposals.strip() == "no proposed changes"
+    last = json.dumps(scripted_server.requests_to("responses")[-1].body["input"])
+    assert "your 1 proposed change(s) that the user did not apply are no longer" in last
+
+
+def test_a_read_only_turn_is_kept_across_a_restart(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """Read-only means the notebook is not written; the kernel writes no notebook anyway:
+    the turn's session goes into its output and this machine's index like any other."""
+    path = agent_notebook(tmp_path)
+    before = path.read_bytes()
+    scripted_server.load([{"text": "first"}, {"text": "Noted: PELICAN-42."}])
+    with Kernel(
+        tmp_path, scripted_server, data_dir=tmp_path / "data", env={"JPY_SESSION_NAME": str(path)}
+    ) as kernel:
+        kernel.run("%load_ext jupyter_codexmax")
+        kernel.run("%%agent\nSay first")
+        two = kernel.run(
+            "%%agent --approval read-only\nRemember that the launch code is PELICAN-42."
+        )
+        assert [r["turns"] for r in two.records()] == [2]
+        kernel.restart()
+        scripted_server.load([{"expect": {"contains": "PELICAN-42"}, "text": "PELICAN-42."}])
+        kernel.run("%load_ext jupyter_codexmax")
+        three = kernel.run("%%agent\nWhat is the launch code?")
+    assert three.ok and scripted_server.failures == []
+    assert path.read_bytes() == before, "the file is still not written"
+
+
+def test_two_interrupts_at_an_approval_prompt_end_the_cell(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    path = agent_notebook(tmp_path)
+    scripted_server.load([{"calls": [call("run_cells", {"cell_ids": ["calc"]})]}, {"text": "no"}])
+    with Kernel(
+        tmp_path, scripted_server, data_dir=tmp_path / "data", env={"JPY_SESSION_NAME": str(path)}
+    ) as kernel:
+        kernel.run("%load_ext jupyter_codexmax")
+        msg_id = kernel.execute("%%agent\nRun calc", stdin=True)
+        kernel.kc.get_stdin_msg(timeout=30)  # the approval prompt is up
+        kernel.interrupt()
+        time.sleep(0.01)
+        kernel.interrupt()
+        second = time.monotonic()
+        while True:
+            reply = kernel.kc.get_shell_msg(timeout=60)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        took = time.monotonic() - second
+        status = kernel.run("%agent status").stdout
+    assert took < 5, f"the cell kept waiting {took:.1f} s after the interrupts"
+    assert "idle" in status.splitlines()[0]
+    assert len(scripted_server.requests_to("responses")) == 1, "stopped: nothing more asked"

@@ -139,6 +139,8 @@ class Agent:
         if save_session is None and notebook is not None:
             save_session = notebook_saver(notebook)
         self._save_session = save_session
+        #: Whether the session saver writes the notebook (then not at the read-only level).
+        self.saver_writes_notebook = True
         if resume is not None:
             self._resume(resume)
         self.journal = (
@@ -184,17 +186,28 @@ class Agent:
         notebook: NotebookDocument | None,
         runner: CellRunner | None,
         save_session: SaveSession | None,
+        *,
+        saver_writes_notebook: bool = True,
     ) -> None:
         """Work on another document of the same notebook from now on (between turns): the
         kernel's working copy, or the frontend's live notebook once a bridge is there. What
-        undo remembers belonged to the other one, and is dropped."""
+        undo remembers belonged to the other one, and is dropped. ``saver_writes_notebook``
+        False: the saver writes no notebook (a kernel's cell output), so it is used at the
+        read-only level too."""
         self._idle_or_raise()
         self.notebook = notebook
         self.runner = runner
         self._save_session = save_session
+        self.saver_writes_notebook = saver_writes_notebook
         self._undo.clear()
         self.dispatcher.undo = None
         self._fixed_tokens = None
+
+    def add_note(self, text: str) -> None:
+        """A note for the model, read with the next request (between turns)."""
+        self._idle_or_raise()
+        if self.history:
+            self._extend([user_message(self.redact(text), role="developer")])
 
     def set_approval(self, level: str) -> None:
         """Change the approval level (between turns); the instructions say which it is."""
@@ -210,11 +223,14 @@ class Agent:
         return self._task is not None and not self._task.done()
 
     def stop(self) -> bool:
-        """Stop the running turn (tool calls in flight are aborted). False if none runs."""
+        """Stop the running turn (tool calls in flight are aborted). False if none runs. A
+        second stop while the first is under way does nothing more (the turn is finishing:
+        saving, saying so)."""
         if self._task is None or self._task.done():
             return False
-        self._stopping = True
-        self._task.cancel()
+        if not self._stopping:
+            self._stopping = True
+            self._task.cancel()
         return True
 
     def resolve_approval(self, request_id: str, decision: str) -> bool:
@@ -468,8 +484,13 @@ class Agent:
             self.dispatcher.undo.seal()
             self._undo.append(self.dispatcher.undo)
             self.dispatcher.undo = None
+        cancelled = False
         try:
-            await self._persist(result.status)
+            # Shielded: a cancellation now (a second stop, a closing kernel) must not leave
+            # the turn unsaved and unannounced.
+            await asyncio.shield(self._persist(result.status))
+        except asyncio.CancelledError:
+            cancelled = True
         except Exception as exc:
             # The turn's work stands; its session was not stored. Said, never swallowed.
             self.save_error = self.redact(f"the session could not be saved: {exc}")
@@ -480,6 +501,8 @@ class Agent:
         self.emit(
             ev.TurnFinished(turn, result.status, result.final_text, result.steps, result.error)
         )
+        if cancelled:
+            raise asyncio.CancelledError
         return result
 
     def _close_open_calls(self, why: str) -> None:
@@ -655,7 +678,9 @@ class Agent:
         """Save the session with the notebook, and mark the turn in the journal. At the
         read-only level the notebook is not written, not even the agent's own metadata."""
         record = self.session_record().to_json()
-        if self._save_session is not None and self.approval != "read-only":
+        if self._save_session is not None and (
+            self.approval != "read-only" or not self.saver_writes_notebook
+        ):
             await self._save_session(record)
         if self.journal is not None:
             self.journal.write(

@@ -98,6 +98,7 @@ class Bridge:
         return {"type": "hello", "protocol": PROTOCOL, "kernel": f"jupyter-codexmax {self.version}"}
 
     def _opened_by_frontend(self, comm: Any, msg: dict[str, Any]) -> None:
+        self.main.adopt_loop()
         comm.on_msg(lambda m: self._received(comm, m))
         comm.on_close(lambda m: self._closed(comm))
         data = msg.get("content", {}).get("data") or {}
@@ -115,6 +116,8 @@ class Bridge:
         previous, self.comm = self.comm, comm
         self.peer = dict(data)
         if previous is not None and previous is not comm:
+            # Answers to the old comm's requests will not come: they fail now.
+            self._fail_all("another frontend took the bridge over")
             try:
                 previous.close()
             except Exception as exc:
@@ -134,6 +137,7 @@ class Bridge:
     # -- messages (main thread) ---------------------------------------------------------------
 
     def _received(self, comm: Any, msg: dict[str, Any]) -> None:
+        self.main.adopt_loop()
         data = msg.get("content", {}).get("data") or {}
         kind = data.get("type")
         if kind == "welcome":

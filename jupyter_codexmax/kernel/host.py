@@ -6,8 +6,10 @@ runner), carries the session across kernel restarts, and renders each operation 
 cell that asked for it (:mod:`.views`).
 
 **Threads** (:mod:`.threads`): the agent lives on its own thread; user code, ``input()``
-and displays happen on the kernel's main thread. ``%%agent`` runs the turn to completion
-inside the cell, serving the agent's requests; an interrupt stops the agent.
+and displays happen on the kernel's main thread. Without a bridge (or with ``--wait``),
+``%%agent`` runs the turn to completion inside the cell, serving the agent's requests; an
+interrupt stops the agent. With a bridge (:mod:`.bridge`) the turn runs in the background on
+the frontend's live notebook, and the cell returns at once.
 
 **Never writing the notebook.** Without the bridge a kernel cannot know whether a
 frontend holds its notebook, so it never writes the notebook's file: edits go to a working
@@ -35,6 +37,8 @@ from ..errors import CodexmaxError
 from .threads import AgentLoop, Interrupted, MainThread
 from .turnlog import TurnLog, describe_proposal, format_tokens
 from .views import View, make_view
+
+APPROVALS = ("read-only", "ask", "auto")
 
 if TYPE_CHECKING:
     from ..agent.core import Agent
@@ -130,6 +134,8 @@ class NotebookSession:
         self.live: LiveNotebook | None = None
         #: The ``%%agent`` cell a background turn reports into (its id, from the frontend).
         self.cell_id: str | None = None
+        #: Whether the current turn or operation runs in the background.
+        self.in_background = False
         #: The working copy's runner and session saver (to go back to without a bridge).
         self.runner: Any = None
         self.saver: Any = None
@@ -236,6 +242,8 @@ class KernelHost:
         if current is not None and notebook is None and not new:
             self._refresh(current)  # this kernel's notebook, found before
             return current
+        if current is not None:
+            self.refuse_if_working()  # a new session, or another notebook
         if current is not None and notebook is None:
             path, how = current.path, current.how
         elif notebook is None and self._bridge_notebook():
@@ -295,6 +303,7 @@ class KernelHost:
             resume=record,
             save_session=save,
         )
+        agent.saver_writes_notebook = False  # the cell's output and this machine only
         session = NotebookSession(self, path=path, how=how, doc=doc, agent=agent, resumed=record)
         session.runner = runner
         session.saver = save
@@ -302,20 +311,31 @@ class KernelHost:
         return session
 
     def _refresh(self, session: NotebookSession) -> None:
-        """The notebook was saved since the agent read it: read it again (the working copy's
-        unapplied proposals are dropped; they stay listed in their turn's output)."""
+        """The notebook was saved since the agent read it: read it again. Only the working
+        copy, between turns (a live notebook is the frontend's, read at each turn). Its
+        unapplied proposals are dropped (they stay listed in their turn's output), and so is
+        what undo remembered of the old copy; the model is told."""
         from ..notebook.detached import DetachedNotebook
 
-        if session.path is None or not session.doc.changed_on_disk():
+        agent = session.agent
+        if session.live is not None or agent.busy or session.path is None:
+            return
+        if not session.doc.changed_on_disk():
             return
         try:
             doc = DetachedNotebook.open(session.path)
         except CodexmaxError as exc:
             log.warning("could not read the notebook again: %s", exc)
             return
+        dropped = session.doc.proposals()
         session.doc = doc
-        session.agent.notebook = doc
-        session.agent.dispatcher.undo = None
+        agent.use_notebook(doc, session.runner, session.saver, saver_writes_notebook=False)
+        if dropped:
+            agent.add_note(
+                "The notebook was saved since your last turn and has been read again: your "
+                f"{len(dropped)} proposed change(s) that the user did not apply are no longer "
+                "in your working copy. Read the notebook before relying on them."
+            )
 
     def close_session(self) -> None:
         session, self.session = self.session, None
@@ -342,7 +362,7 @@ class KernelHost:
             return
         view.handle(event)
         if isinstance(event, ev.TurnFinished):
-            if session.live is not None:
+            if session.in_background:
                 self._summary_to_frontend(session)
             else:
                 self._show(session, final=True)
@@ -350,20 +370,32 @@ class KernelHost:
     def _summary_to_frontend(self, session: NotebookSession) -> None:
         """A background turn's summary replaces its panel in the ``%%agent`` cell, through
         the frontend (the cell's execution is long over: only the frontend can change its
-        outputs now)."""
-        view, live, cell_id = session.view, session.live, session.cell_id
-        if view is None or live is None or cell_id is None:
+        outputs now). Also when the turn could not get the notebook: the bridge itself
+        works."""
+        view, cell_id, bridge = session.view, session.cell_id, self.bridge
+        if view is None:
             return
-        output = {
-            "output_type": "display_data",
-            "data": {"text/markdown": view.log.markdown(), "text/plain": view.log.plain()},
-            "metadata": {},
-        }
+        bundle = {"text/markdown": view.log.markdown(), "text/plain": view.log.plain()}
+        if cell_id is None or bridge is None or not bridge.present:
+            # A frontend that did not say which cell ran: update the panel's display (the
+            # frontend may or may not route it, the execution being over).
+            if session.display_id is not None and session.bundle:
+                from IPython.display import update_display
+
+                update_display(bundle, raw=True, display_id=session.display_id)
+            return
+        output = {"output_type": "display_data", "data": bundle, "metadata": {}}
+        live = session.live
 
         async def write() -> None:
             try:
-                await live.set_outputs(cell_id, [output])
-                await live.save()
+                if live is not None:
+                    await live.set_outputs(cell_id, [output])
+                    await live.save()
+                else:
+                    await bridge.call("notebook.edit", ops=[
+                        {"op": "set_outputs", "id": cell_id, "outputs": [output]}
+                    ])  # fmt: skip
             except CodexmaxError as exc:
                 log.warning("the summary could not be written: %s", exc)
 
@@ -381,6 +413,7 @@ class KernelHost:
     def _begin(self, session: NotebookSession, view: View) -> None:
         """A new operation's output: the live panel now (widgets), the summary later."""
         session.view = view
+        session.in_background = False
         session.display_id = f"codexmax-{uuid.uuid4().hex[:12]}"
         session.bundle = {}
         bundle = view.mimebundle()
@@ -442,10 +475,11 @@ class KernelHost:
         """``%%agent``: one turn. With a bridge (and not ``wait``) it runs in the background
         on the frontend's live notebook and the cell returns at once; otherwise it runs to
         completion inside the cell, on the kernel's working copy."""
+        if approval is not None and approval not in APPROVALS:
+            raise CodexmaxError(f"approval must be one of {', '.join(APPROVALS)}")
+        self.refuse_if_working()
         session = self.open_session(notebook, new)
         agent = session.agent
-        if agent.busy:
-            raise CodexmaxError("the agent is still working on a turn (%agent stop stops it)")
         background = self.bridged and not wait
         view = make_view(
             widgets=(self.widgets() or background) and in_cell,
@@ -469,11 +503,12 @@ class KernelHost:
         previous = agent.approval
         agent.set_approval(approval or self.settings.approval)
         session.cell_id = self.cell_id() if in_cell else None
-        future = self.agent_loop.submit(
-            self._turn(session, message, model=model, effort=effort, live=background)
-        )
+        session.in_background = background
         if background:
             self.background = True
+            future = self.agent_loop.submit(
+                self._turn(session, message, model=model, effort=effort, live=True)
+            )
             self._running = future
 
             def finished(done: concurrent.futures.Future[Any]) -> None:
@@ -482,11 +517,23 @@ class KernelHost:
             future.add_done_callback(finished)
             return
         try:
-            self._serve(future, session)
+            with self.main.hold():  # the first events are served here, not after the cell
+                future = self.agent_loop.submit(
+                    self._turn(session, message, model=model, effort=effort, live=False)
+                )
+                self._serve(future, session)
         finally:
             agent.set_approval(previous)
         if session.view is not None:
             session.turns.append(session.view.log)
+
+    def refuse_if_working(self) -> None:
+        """A turn (or operation) is running: nothing else may start or switch the session."""
+        running = self._running is not None and not self._running.done()
+        if self.background or running or (self.session is not None and self.session.agent.busy):
+            raise CodexmaxError(
+                "the agent is working on a turn (wait for it, or %agent stop stops it)"
+            )
 
     async def _turn(
         self,
@@ -498,11 +545,22 @@ class KernelHost:
         live: bool,
     ) -> Any:
         """On the agent's thread: the right document for this turn, then the turn."""
-        if live:
-            await self._use_live(session)
-        elif session.live is not None:
-            self._use_detached(session)
-        return await session.agent.run_turn(message, model=model, effort=effort)
+        agent = session.agent
+        try:
+            if live:
+                await self._use_live(session)
+            elif session.live is not None:
+                self._use_detached(session)
+        except CodexmaxError as exc:
+            # The turn could not start (the frontend did not give the notebook): said like
+            # any failed turn, in the panel, the summary and to the frontend.
+            turn = agent.turns + 1
+            text = agent.redact(f"could not start: {exc}")
+            agent.emit(ev.TurnStarted(turn, message))
+            agent.emit(ev.ErrorEvent(text))
+            agent.emit(ev.TurnFinished(turn, "failed", error=text))
+            raise
+        return await agent.run_turn(message, model=model, effort=effort)
 
     async def _use_live(self, session: NotebookSession) -> None:
         from ..notebook.live import LiveNotebook
@@ -530,7 +588,9 @@ class KernelHost:
 
         if session.path is not None:
             session.doc = DetachedNotebook.open(session.path)
-        session.agent.use_notebook(session.doc, session.runner, session.saver)
+        session.agent.use_notebook(
+            session.doc, session.runner, session.saver, saver_writes_notebook=False
+        )
         session.live = None
 
     def _background_done(
@@ -571,7 +631,16 @@ class KernelHost:
         assert session is not None
         return {"session_id": session.agent.session_id, "turn": session.agent.turns + 1}
 
-    def _serve(self, future: concurrent.futures.Future[Any], session: NotebookSession) -> None:
+    def _serve(
+        self,
+        future: concurrent.futures.Future[Any],
+        session: NotebookSession,
+        *,
+        cancel: bool = False,
+    ) -> None:
+        """Serve the agent's requests until ``future`` is done. The first interrupt stops the
+        agent (``cancel``: cancels the operation), a second one stops waiting for it (after
+        serving a little longer, so the agent can finish stopping)."""
         interrupts = 0
 
         def on_interrupt() -> bool:
@@ -579,7 +648,10 @@ class KernelHost:
             interrupts += 1
             view = session.view
             if interrupts == 1:
-                self.agent_loop.call(session.agent.stop)
+                if cancel:
+                    future.cancel()
+                else:
+                    self.agent_loop.call(session.agent.stop)
                 if view is not None:
                     view.note("stopping (interrupt again to stop waiting)")
                 return True
@@ -589,13 +661,10 @@ class KernelHost:
 
         self._running = future
         try:
-            self.main.serve(future, on_interrupt)
-            if not future.done():
-                try:
-                    future.result(timeout=STOP_WAIT)
-                except concurrent.futures.TimeoutError:
-                    return
-            self.main.drain()
+            if not self.main.serve(future, on_interrupt, give_up_after=STOP_WAIT):
+                return
+            if future.cancelled():
+                raise CodexmaxError("stopped")
             exc = future.exception()
             if exc is not None:
                 raise exc
@@ -603,24 +672,30 @@ class KernelHost:
             self._running = None
 
     def operation(self, name: str) -> str:
-        """``%agent compact`` or ``%agent undo``, shown in the cell like a turn."""
+        """``%agent compact`` or ``%agent undo``, shown in the cell like a turn. On the live
+        notebook (a bridge) it runs in the background, as turns do: it needs the frontend's
+        answers, which a busy kernel could not read."""
+        self.refuse_if_working()
         session = self.open_session()
         agent = session.agent
-        if agent.busy:
-            raise CodexmaxError("the agent is working on a turn (%agent stop stops it)")
+        if session.live is not None and not self.bridged:
+            self._use_detached(session)  # the frontend went away: back to the working copy
+        make = agent.compact if name == "compact" else agent.undo
+        if session.live is not None:
+            return self._background_operation(session, name, make)
         view = make_view(widgets=False, title=name, interactive=False)
         view.log.label = name
         self._begin(session, view)
-        coro = agent.compact() if name == "compact" else agent.undo()
-        future = self.agent_loop.submit(coro)
-        try:
-            self._serve(future, session)
-            result = str(future.result())
-            view.log.status = "done"
-        except CodexmaxError as exc:
-            result = str(exc)
-            view.log.status = "failed"
-            view.log.error = result
+        with self.main.hold():
+            future = self.agent_loop.submit(make())
+            try:
+                self._serve(future, session, cancel=True)
+                result = str(future.result())
+                view.log.status = "done"
+            except CodexmaxError as exc:
+                result = str(exc)
+                view.log.status = "failed"
+                view.log.error = result
         view.log.turn = agent.turns
         view.log.answer = result
         view.log.finished = view.log.started
@@ -628,6 +703,41 @@ class KernelHost:
         if view.log.status == "failed":
             raise CodexmaxError(result)
         return result
+
+    def _background_operation(self, session: NotebookSession, name: str, make: Any) -> str:
+        from .views import LogView
+
+        view = LogView()
+        view.log.label = name
+        session.view = view
+        session.cell_id = self.cell_id()
+        session.in_background = True
+        self.background = True
+        future = self.agent_loop.submit(make())
+        self._running = future
+
+        def finished(done: concurrent.futures.Future[Any]) -> None:
+            def report() -> None:
+                self.background = False
+                self._running = None
+                try:
+                    view.log.answer = str(done.result())
+                    view.log.status = "done"
+                except BaseException as exc:  # an error, or cancelled
+                    view.log.status = "failed"
+                    view.log.error = str(exc) or type(exc).__name__
+                view.log.turn = session.agent.turns
+                view.log.finished = view.log.started
+                if self.bridge is not None:
+                    self.bridge.notify(
+                        "event", event=ev.to_json(ev.Notice(f"{name}: {view.log.plain()}"))
+                    )
+                self._summary_to_frontend(session)
+
+            self.main.post(report)
+
+        future.add_done_callback(finished)
+        return f"{name}: working in the background; its result replaces this output"
 
     def stop(self) -> bool:
         session = self.session
@@ -756,6 +866,11 @@ class KernelHost:
         proposal = found[number - 1]
         if proposal.action == "delete":
             return f"proposal {number} deletes a cell: delete cell {proposal.cell_id} yourself"
+        if proposal.cell_type != "code":
+            return (
+                f"proposal {number} is a {proposal.cell_type} cell; a new cell below would be "
+                f"code: copy it from %agent proposals\n\n{proposal.source}"
+            )
         self.shell.set_next_input(proposal.source, replace=False)
         return (
             f"proposal {number} ({describe_proposal(proposal)}) is in a new cell below; "
@@ -763,6 +878,10 @@ class KernelHost:
         )
 
     def resolve(self, request_id: str | None, decision: str) -> str:
+        if decision not in ("approve", "approve_session", "deny"):
+            raise CodexmaxError(
+                f"decision must be approve, approve_session or deny, not {decision!r}"
+            )
         session = self.session
         if session is None:
             return "no session"
@@ -771,6 +890,8 @@ class KernelHost:
         target = request_id or (pending[0] if len(pending) == 1 else None)
         if target is None:
             return "no approval is waiting" if not pending else f"which one: {', '.join(pending)}"
+        if target not in pending:
+            raise CodexmaxError(f"no approval {target} is waiting")
         self.agent_loop.call(session.agent.resolve_approval, target, decision)
         return f"{decision}: {target}"
 

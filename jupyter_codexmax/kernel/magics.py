@@ -39,7 +39,8 @@ HELP = """jupyter-codexmax: a coding agent in this notebook.
     in this kernel, and continues the notebook's session (--new starts a new one).
     --effort: none, minimal, low, medium, high, xhigh. --approval: read-only, ask, auto.
     --notebook: the notebook's path, where the kernel cannot tell (nbclient, papermill).
-    Interrupt the kernel to stop it.
+    --wait: run the turn in the cell even with the JupyterLab bridge (then it runs in the
+    background, on the open notebook). Interrupt the kernel to stop a turn in the cell.
 
 %agent status       the session, model and effort, context used and left, usage and cost
 %agent history      what the agent did
@@ -49,6 +50,8 @@ HELP = """jupyter-codexmax: a coding agent in this notebook.
 %agent undo         take back the last turn's edits (and file changes)
 %agent new          start a new session
 %agent stop         stop a turn running in the background
+%agent approve [ID] / %agent deny [ID]
+                    answer an approval of a turn running in the background
 %agent help         this text
 
 Settings: %config CodexMax (model, reasoning_effort, approval, base_url, ...); how the
@@ -125,6 +128,8 @@ class AgentMagics(Magics):
     @line_cell_magic
     def agent(self, line: str, cell: str | None = None) -> None:
         """Talk to the agent: ``%%agent`` with a task, ``%agent help`` for the commands."""
+        if self.main is not None:
+            self.main.adopt_loop()
         if cell is None:
             return self._command(line)
         return self._turn(line, cell)
@@ -212,11 +217,16 @@ class AgentMagics(Magics):
 
     def _compact(self, args: list[str]) -> None:
         self._no_args("compact", args)
-        self.host.operation("compact")
+        self._operation("compact")
 
     def _undo(self, args: list[str]) -> None:
         self._no_args("undo", args)
-        self.host.operation("undo")
+        self._operation("undo")
+
+    def _operation(self, name: str) -> None:
+        result = self.host.operation(name)
+        if self.host.background:  # in the cell otherwise: its summary is the output
+            print(result)
 
     def _new(self, args: list[str]) -> None:
         self._no_args("new", args)

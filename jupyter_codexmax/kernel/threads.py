@@ -20,7 +20,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from ..errors import CodexmaxError
@@ -56,11 +56,38 @@ class AgentLoop:
         self.loop.call_soon_threadsafe(fn, *args)
 
 
+class _Job:
+    """A callable for the main thread and the future of its result."""
+
+    __slots__ = ("fn", "future")
+
+    def __init__(self, fn: Callable[[], Any], future: concurrent.futures.Future[Any]) -> None:
+        self.fn = fn
+        self.future = future
+
+    def __call__(self) -> None:
+        future = self.future
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(self.fn())
+        except Exception as exc:
+            future.set_exception(exc)
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit from user code
+            future.set_exception(Interrupted(f"interrupted ({type(exc).__name__})"))
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+
+    @property
+    def started(self) -> bool:
+        return self.future.running() or self.future.done()
+
+
 class MainThread:
     """Work for the kernel's main thread, from the agent's thread."""
 
     def __init__(self, kernel_loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self._queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._serving = 0
         self.kernel_loop = kernel_loop
         self.main_ident = threading.main_thread().ident
@@ -68,39 +95,45 @@ class MainThread:
         #: interrupt soon after is that one, not the user's.
         self._own_interrupt_at = -1e9
 
+    def adopt_loop(self) -> None:
+        """On the main thread, with the kernel running: remember its event loop (the
+        extension may have loaded before the loop ran, from the kernel's config)."""
+        if self.kernel_loop is None or self.kernel_loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self.kernel_loop = asyncio.get_running_loop()
+
     @property
     def serving(self) -> bool:
         return self._serving > 0
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """While held (from before a turn is submitted until it has been served), work is
+        queued for the cell to serve, never scheduled for after it."""
+        self._serving += 1
+        try:
+            yield
+        finally:
+            self._serving -= 1
 
     def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
         """Run ``fn`` on the main thread; its result (or error) in the future. An interrupt
         while it runs becomes :class:`Interrupted` (never a KeyboardInterrupt on the
         agent's loop)."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        def job() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                future.set_result(fn())
-            except Exception as exc:
-                future.set_exception(exc)
-            except BaseException as exc:  # KeyboardInterrupt, SystemExit from user code
-                future.set_exception(Interrupted(f"interrupted ({type(exc).__name__})"))
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-
-        if self.serving or self.kernel_loop is None or self.kernel_loop.is_closed():
+        job = _Job(fn, future)
+        loop = self.kernel_loop
+        if self.serving or loop is None or loop.is_closed():
             self._queue.put(job)
         else:
-            self.kernel_loop.call_soon_threadsafe(self._run_job, job)
+            loop.call_soon_threadsafe(self._run_job, job)
         return future
 
     def post(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the main thread, without waiting (rendering an event)."""
         self.submit(fn)
 
-    def _run_job(self, job: Callable[[], None]) -> None:
+    def _run_job(self, job: _Job) -> None:
         with contextlib.suppress(KeyboardInterrupt):
             job()
 
@@ -109,28 +142,33 @@ class MainThread:
         done: concurrent.futures.Future[Any],
         on_interrupt: Callable[[], bool],
         poll: float = 0.05,
-    ) -> None:
-        """Run queued work until ``done`` is done. A KeyboardInterrupt calls
-        ``on_interrupt``; when that returns False, serving ends at once."""
-        self._serving += 1
-        try:
-            while True:
+        give_up_after: float = 10.0,
+    ) -> bool:
+        """Run queued work until ``done`` is done; True if it is. A KeyboardInterrupt calls
+        ``on_interrupt``; when that returns False, serving goes on for at most
+        ``give_up_after`` seconds more (the agent may still need the main thread to stop),
+        then ends."""
+        give_up_at: float | None = None
+        with self.hold():
+            while not done.done():
+                if give_up_at is not None and time.monotonic() > give_up_at:
+                    return False
+                job: _Job | None = None
                 try:
                     try:
                         job = self._queue.get(timeout=poll)
                     except queue.Empty:
-                        if done.done():
-                            break
                         continue
                     job()
                 except KeyboardInterrupt:
+                    if job is not None and not job.started:
+                        self._queue.put(job)  # interrupted before it ran: it still must
                     if time.monotonic() - self._own_interrupt_at < OWN_INTERRUPT_WINDOW:
                         continue
-                    if not on_interrupt():
-                        return
+                    if not on_interrupt() and give_up_at is None:
+                        give_up_at = time.monotonic() + give_up_after
             self.drain()
-        finally:
-            self._serving -= 1
+        return True
 
     def drain(self) -> None:
         """Run whatever work is queued now."""

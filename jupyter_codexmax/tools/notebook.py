@@ -410,13 +410,15 @@ class RunCells(Tool):
 
 
 def calls_the_agent(source: str) -> bool:
-    """Whether a cell is an ``%%agent`` cell or an ``%agent`` command."""
-    for line in source.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        return stripped.startswith(("%%agent", "%agent"))
-    return False
+    """Whether a cell is an ``%%agent`` cell, or runs an ``%agent`` command on any line."""
+    return any(
+        line.strip().startswith(("%%agent", "%agent"))
+        or "run_line_magic('agent'" in line
+        or 'run_line_magic("agent"' in line
+        or "run_cell_magic('agent'" in line
+        or 'run_cell_magic("agent"' in line
+        for line in source.splitlines()
+    )
 
 
 def _describe_run(

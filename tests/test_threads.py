@@ -1,0 +1,83 @@
+"""The main thread serving the agent's thread (``kernel/threads.py``), in this process."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+
+from jupyter_codexmax.kernel.threads import Interrupted, MainThread
+
+
+def test_work_queued_when_serving_ends_early_still_runs() -> None:
+    """The user's second interrupt: serving goes on a little, so the agent's calls (its
+    save, its last events) are not stranded."""
+    main = MainThread(None)
+    done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with main.hold():
+        first = main.submit(interrupted)
+        second = main.submit(lambda: "saved")
+    finished = main.serve(done, on_interrupt=lambda: False, give_up_after=0.3)
+    assert not finished
+    assert isinstance(first.exception(), Interrupted)
+    assert second.result(timeout=0) == "saved"
+
+
+def test_a_job_an_interrupt_kept_from_running_runs_later() -> None:
+    """An interrupt between taking a job from the queue and running it: the job goes back
+    in the queue (the agent awaits it), and the interrupt is handled."""
+    from jupyter_codexmax.kernel import threads
+
+    main = MainThread(None)
+    done: concurrent.futures.Future[None] = concurrent.futures.Future()
+    ran: list[str] = []
+    interrupts: list[int] = []
+
+    class Late(threads._Job):
+        """Interrupted once, before its callable ever started."""
+
+        tries = 0
+
+        def __call__(self) -> None:
+            Late.tries += 1
+            if Late.tries == 1:
+                raise KeyboardInterrupt
+            super().__call__()
+
+    future: concurrent.futures.Future[None] = concurrent.futures.Future()
+    main._queue.put(Late(lambda: ran.append("ran"), future))
+    threading.Timer(0.3, lambda: done.set_result(None)).start()
+
+    def on_interrupt() -> bool:
+        interrupts.append(1)
+        return True
+
+    main.serve(done, on_interrupt=on_interrupt)
+    assert future.done() and ran == ["ran"] and interrupts == [1]
+
+
+def test_while_held_work_waits_for_the_cell() -> None:
+    """Work submitted before serving starts (the turn's first events) is served in the cell,
+    not scheduled on the kernel's loop for after it."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    try:
+        main = MainThread(loop)
+        with main.hold():
+            early = main.submit(lambda: "early")
+            done: concurrent.futures.Future[None] = concurrent.futures.Future()
+            threading.Timer(0.2, lambda: done.set_result(None)).start()
+            started = time.monotonic()
+            main.serve(done, on_interrupt=lambda: True)
+        assert early.result(timeout=0) == "early" and time.monotonic() - started < 5
+        later = main.submit(lambda: "later")  # not held, not serving: the kernel's loop
+        assert not later.done()
+        loop.run_until_complete(asyncio.sleep(0.05))
+        assert later.result(timeout=0) == "later"
+    finally:
+        loop.close()
