@@ -23,45 +23,23 @@ import nbformat
 
 from jupyter_codexmax.session.store import OUTPUT_MIME
 from jupyter_codexmax.testing import ScriptedModelServer
+from jupyter_codexmax.testing.notebooks import run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(work: Path, base_url: str) -> nbformat.NotebookNode:
     """Execute the notebook in ``work`` with nbclient (no input, like papermill)."""
-    import tempfile
-
-    from jupyter_client.manager import AsyncKernelManager
-    from nbclient import NotebookClient
-
     path = work / "temperatures.ipynb"
     nb = nbformat.read(path, as_version=4)
-    sockets = tempfile.mkdtemp(prefix="cmx-demo")
-    saved = dict(os.environ)
-    os.environ.update(
-        {
-            "OPENAI_BASE_URL": base_url,
-            "OPENAI_API_KEY": "demo",
-            "JUPYTER_DATA_DIR": str(work / ".jupyter-data"),
-        }
-    )
-    try:
-        km = AsyncKernelManager(
-            kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "k")
-        )
-        client = NotebookClient(
-            nb,
-            km=km,
-            timeout=300,
-            allow_errors=True,  # the `mean` cell fails before the agent fixes it
-            kernel_name="python3",
-            resources={"metadata": {"path": str(work)}},
-        )
-        client.execute(cleanup_kc=True)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        shutil.rmtree(sockets, ignore_errors=True)
+    env = {
+        **os.environ,
+        "OPENAI_BASE_URL": base_url,
+        "OPENAI_API_KEY": "demo",
+        "JUPYTER_DATA_DIR": str(work / ".jupyter-data"),
+    }
+    # allow_errors: the `mean` cell fails before the agent fixes it.
+    run_notebook(nb, work, env, allow_errors=True)
     nbformat.write(nb, path)
     return nb  # type: ignore[no-any-return]
 

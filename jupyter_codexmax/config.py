@@ -30,7 +30,10 @@ from .errors import ConfigError, MissingAPIKeyError
 from .models import EFFORTS, ModelInfo, lookup_model
 from .secrets import Secret, SecretTrait
 
-__all__ = ["CONFIG_FILE_NAME", "CodexMax", "env_config", "load_settings"]
+__all__ = ["APPROVALS", "CONFIG_FILE_NAME", "CodexMax", "env_config", "load_settings"]
+
+#: The approval levels (``agent/approvals.py`` says what each allows).
+APPROVALS = ("read-only", "ask", "auto")
 
 #: Base name of the Jupyter config file read by every surface.
 CONFIG_FILE_NAME = "jupyter_codexmax_config"
@@ -221,7 +224,7 @@ class CodexMax(Configurable):
 
     # -- the agent ---------------------------------------------------------------------------
     approval = Enum(
-        ["read-only", "ask", "auto"],
+        list(APPROVALS),
         default_value="ask",
         help="""What the agent may do without asking. ``read-only``: it reads; edits come
         back as proposals. ``ask``: notebook edits are applied (undo restores them);

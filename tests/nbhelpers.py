@@ -99,3 +99,8 @@ def without_session(path: Path) -> bytes:
     nb = _from_v4_dict(json.loads(path.read_text()))
     nb.metadata.pop("codexmax", None)
     return notebook_bytes(nb)
+
+
+def call(name: str, arguments: Any) -> dict[str, Any]:
+    """A function call for a scripted model's step."""
+    return {"name": name, "arguments": arguments}

@@ -10,14 +10,10 @@ from typing import Any
 
 from bridgehelpers import FakeFrontend
 from kernelhelpers import KEY, Kernel
-from nbhelpers import make_notebook
+from nbhelpers import call, make_notebook
 
 from jupyter_codexmax.session.store import METADATA_KEY, OUTPUT_MIME, validate_record
 from jupyter_codexmax.testing import ScriptedModelServer
-
-
-def call(name: str, arguments: Any) -> dict[str, Any]:
-    return {"name": name, "arguments": arguments}
 
 
 def notebook(folder: Path) -> Path:

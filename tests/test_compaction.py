@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nbhelpers import make_notebook
+from nbhelpers import call, make_notebook
 
 from jupyter_codexmax.agent import events as ev
 from jupyter_codexmax.agent.compaction import (
@@ -31,10 +31,6 @@ from jupyter_codexmax.workspace import Workspace
 pytestmark = pytest.mark.anyio
 
 KEY = "sk-proj-" + "Q" * 30
-
-
-def call(name: str, arguments: Any) -> dict[str, Any]:
-    return {"name": name, "arguments": arguments}
 
 
 def agent_for(

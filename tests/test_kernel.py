@@ -9,16 +9,12 @@ from typing import Any
 
 import nbformat
 from kernelhelpers import KEY, Kernel
-from nbhelpers import make_notebook
+from nbhelpers import call, make_notebook
 
 from jupyter_codexmax.session.store import OUTPUT_MIME, validate_record
 from jupyter_codexmax.testing import ScriptedModelServer
 
 RESUMED = "This session is being resumed in a new process"
-
-
-def call(name: str, arguments: Any) -> dict[str, Any]:
-    return {"name": name, "arguments": arguments}
 
 
 def agent_notebook(folder: Path, name: str = "work.ipynb") -> Path:
@@ -234,11 +230,8 @@ def displayed(cell: Any) -> dict[str, Any]:
 def _execute(nb: Any, cwd: Path, scripted: ScriptedModelServer, data_dir: Path) -> Any:
     """Run ``nb`` with nbclient as papermill does (no input), in its own kernel."""
     import os
-    import shutil
-    import tempfile
 
-    from jupyter_client.manager import AsyncKernelManager
-    from nbclient import NotebookClient
+    from jupyter_codexmax.testing.notebooks import run_notebook
 
     env = {
         **os.environ,
@@ -247,26 +240,7 @@ def _execute(nb: Any, cwd: Path, scripted: ScriptedModelServer, data_dir: Path) 
         "CODEXMAX_TOKENIZER": "estimate",
         "JUPYTER_DATA_DIR": str(data_dir),
     }
-    saved = dict(os.environ)
-    os.environ.update(env)
-    sockets = tempfile.mkdtemp(prefix="cmx-nb")
-    try:
-        km = AsyncKernelManager(
-            kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "k")
-        )
-        client = NotebookClient(
-            nb,
-            km=km,
-            timeout=120,
-            kernel_name="python3",
-            resources={"metadata": {"path": str(cwd)}},
-        )
-        client.execute(cleanup_kc=True)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        shutil.rmtree(sockets, ignore_errors=True)
-    return nb
+    return run_notebook(nb, cwd, env, timeout=120)
 
 
 def test_a_notebook_of_agent_cells_under_nbclient(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nbhelpers import cells_by_id, make_notebook, without_session
+from nbhelpers import call, cells_by_id, make_notebook, without_session
 
 from jupyter_codexmax.testing import ScriptedModelServer
 
@@ -40,10 +40,6 @@ def run(
         timeout=timeout,
         check=False,
     )
-
-
-def call(name: str, arguments: Any) -> dict[str, Any]:
-    return {"name": name, "arguments": arguments}
 
 
 def test_the_demo_runs_end_to_end(tmp_path: Path, scripted_server: ScriptedModelServer) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nbhelpers import make_notebook, without_session
+from nbhelpers import call, make_notebook, without_session
 
 from jupyter_codexmax.agent import events as ev
 from jupyter_codexmax.agent.compaction import LEDGER_MARK
@@ -25,10 +25,6 @@ from jupyter_codexmax.workspace import Workspace
 
 pytestmark = pytest.mark.anyio
 BIN = Path(sys.executable).parent
-
-
-def call(name: str, arguments: Any) -> dict[str, Any]:
-    return {"name": name, "arguments": arguments}
 
 
 def vm_rss(pid: int) -> float | None:

@@ -383,9 +383,8 @@ class Agent:
         return self._sizes
 
     def _account(self, usage: Usage) -> None:
+        """A step's usage: the server's report of how full the context is, and the totals."""
         self.last_usage = usage
-        self.usage_total = self.usage_total + usage
-        self.cost += cost_of(usage, price_for(self.settings.model, self.settings.prices))
         self.meter.report(usage, len(self.history))
         if self._after_compaction:
             # The first report after a compaction says whether it helped, by the server's
@@ -393,6 +392,12 @@ class Agent:
             self._after_compaction = False
             over = self.meter.over(usage.input_tokens + usage.output_tokens)
             self._futile_compactions = self._futile_compactions + 1 if over else 0
+        self._add_usage(usage, usage.input_tokens + usage.output_tokens)
+
+    def _add_usage(self, usage: Usage, context_tokens: int) -> None:
+        """Add ``usage`` to the session's totals and cost, and tell the surfaces."""
+        self.usage_total = self.usage_total + usage
+        self.cost += cost_of(usage, price_for(self.settings.model, self.settings.prices))
         self.emit(
             ev.UsageUpdated(
                 usage.input_tokens,
@@ -401,7 +406,7 @@ class Agent:
                 usage.reasoning_tokens,
                 self.usage_total.input_tokens,
                 self.usage_total.output_tokens,
-                usage.input_tokens + usage.output_tokens,
+                context_tokens,
                 self.meter.window,
                 round(self.cost, 6),
             )
@@ -563,22 +568,8 @@ class Agent:
         """Usage of requests that are not steps (compaction): totals and cost only."""
         if not usage.input_tokens and not usage.output_tokens:
             return
-        self.usage_total = self.usage_total + usage
         self._extra_usage = self._extra_usage + usage
-        self.cost += cost_of(usage, price_for(self.settings.model, self.settings.prices))
-        self.emit(
-            ev.UsageUpdated(
-                usage.input_tokens,
-                usage.cached_input_tokens,
-                usage.output_tokens,
-                usage.reasoning_tokens,
-                self.usage_total.input_tokens,
-                self.usage_total.output_tokens,
-                self.context_tokens(),
-                self.meter.window,
-                round(self.cost, 6),
-            )
-        )
+        self._add_usage(usage, self.context_tokens())
 
     async def _compact(self, reason: str, before: int) -> None:
         """Compact the history; :class:`CompactionError` after the guard's attempts."""

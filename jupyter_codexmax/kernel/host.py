@@ -33,12 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..agent import events as ev
 from ..agent.approvals import ApprovalRequest, Decision, FutureApprover
+from ..config import APPROVALS
 from ..errors import CodexmaxError
 from .threads import AgentLoop, Interrupted, MainThread
 from .turnlog import TurnLog, describe_proposal, format_tokens
 from .views import View, make_view
-
-APPROVALS = ("read-only", "ask", "auto")
 
 if TYPE_CHECKING:
     from ..agent.core import Agent
@@ -375,7 +374,7 @@ class KernelHost:
         view, cell_id, bridge = session.view, session.cell_id, self.bridge
         if view is None:
             return
-        bundle = {"text/markdown": view.log.markdown(), "text/plain": view.log.plain()}
+        bundle = view.log.bundle()
         if cell_id is None or bridge is None or not bridge.present:
             # A frontend that did not say which cell ran: update the panel's display (the
             # frontend may or may not route it, the execution being over).
@@ -435,12 +434,8 @@ class KernelHost:
         view = session.view
         if view is None or session.display_id is None:
             return
-        log_ = view.log
         proposals = session.doc.proposals() if session.doc.exists or session.doc.cells else []
-        bundle: dict[str, Any] = {
-            "text/markdown": log_.markdown(proposals),
-            "text/plain": log_.plain(),
-        }
+        bundle = view.log.bundle(proposals)
         if not final and view.mimebundle():
             bundle = {**view.mimebundle(), **bundle}
         if session.record is not None:

@@ -20,6 +20,9 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Enum
 
+from ..config import APPROVALS
+from ..models import EFFORTS
+
 if TYPE_CHECKING:
     from ..config import CodexMax
     from .bridge import Bridge
@@ -28,8 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["AgentMagics"]
 
-EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
-APPROVALS = ("read-only", "ask", "auto")
 
 HELP = """jupyter-codexmax: a coding agent in this notebook.
 

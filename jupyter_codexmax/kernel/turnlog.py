@@ -260,6 +260,10 @@ class TurnLog:
             lines.append(f"<sub>{context}</sub>")
         return "\n".join(lines).strip() + "\n"
 
+    def bundle(self, proposals: list[Any] | None = None) -> dict[str, Any]:
+        """The summary as display data: markdown, and its text version."""
+        return {"text/markdown": self.markdown(proposals), "text/plain": self.plain()}
+
     def plain(self) -> str:
         """A short text version (``text/plain``)."""
         lines = [self.headline()]

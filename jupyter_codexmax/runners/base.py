@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from ..errors import CodexmaxError
 
-__all__ = ["CellRun", "CellRunner", "KernelError"]
+__all__ = ["CellRun", "CellRunner", "KernelError", "ThisKernelRunner"]
 
 RunStatus = Literal["ok", "error", "timeout", "dead", "interrupted", "skipped"]
 
@@ -61,3 +61,29 @@ class CellRunner(abc.ABC):
     @abc.abstractmethod
     async def shutdown(self) -> None:
         """Stop the kernel, if one is running."""
+
+
+class ThisKernelRunner(CellRunner):
+    """A runner for the kernel the agent itself lives in (in-process, or through the
+    frontend): always started, never restarted or shut down by the agent."""
+
+    def __init__(self, kernel_name: str = "python3") -> None:
+        self._kernel_name = kernel_name
+        self.starts = 0
+
+    @property
+    def kernel_name(self) -> str:
+        return self._kernel_name
+
+    @property
+    def started(self) -> bool:
+        return True
+
+    async def restart(self) -> None:
+        raise KernelError(
+            "the agent runs inside this kernel and cannot restart it; ask the user to "
+            "restart the kernel (then run %%agent again: the session carries on)"
+        )
+
+    async def shutdown(self) -> None:
+        return None

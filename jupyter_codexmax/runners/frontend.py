@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .base import CellRun, CellRunner, KernelError
+from .base import CellRun, KernelError, ThisKernelRunner
 
 __all__ = ["FrontendRunner"]
 
@@ -21,23 +21,14 @@ __all__ = ["FrontendRunner"]
 REPLY_SLACK = 30.0
 
 
-class FrontendRunner(CellRunner):
+class FrontendRunner(ThisKernelRunner):
     def __init__(self, call: Callable[..., Awaitable[Any]], *, kernel_name: str = "python3"):
+        super().__init__(kernel_name)
         self._call = call
-        self._kernel_name = kernel_name
-        self.starts = 0
         self.note = (
             "cells run in the user's open notebook, in the kernel you live in: their outputs "
             "appear in the notebook, and what they define stays defined"
         )
-
-    @property
-    def kernel_name(self) -> str:
-        return self._kernel_name
-
-    @property
-    def started(self) -> bool:
-        return True
 
     async def run(self, doc: Any, index: int, timeout: float) -> CellRun:
         cell = doc.nb.cells[index]
@@ -74,12 +65,3 @@ class FrontendRunner(CellRunner):
             found.error_value = str(error.get("evalue", ""))
             found.traceback = list(error.get("traceback") or [])
         return found
-
-    async def restart(self) -> None:
-        raise KernelError(
-            "the agent runs inside this kernel and cannot restart it; ask the user to "
-            "restart the kernel (then run %%agent again: the session carries on)"
-        )
-
-    async def shutdown(self) -> None:
-        return None

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .base import CellRun, CellRunner, KernelError
+from .base import CellRun, ThisKernelRunner
 
 __all__ = ["InProcessRunner", "execute_in_shell"]
 
@@ -29,7 +29,7 @@ __all__ = ["InProcessRunner", "execute_in_shell"]
 MainCall = Callable[[Callable[[], Any], float, Callable[[], None]], Awaitable[Any]]
 
 
-class InProcessRunner(CellRunner):
+class InProcessRunner(ThisKernelRunner):
     def __init__(
         self,
         shell: Any,
@@ -39,27 +39,18 @@ class InProcessRunner(CellRunner):
         on_user_interrupt: Callable[[], None] | None = None,
         kernel_name: str = "python3",
     ) -> None:
+        super().__init__(kernel_name)
         self.shell = shell
         self.on_main = on_main
         self.interrupt = interrupt
         #: Called (on the agent's loop) when the user interrupted the kernel during a run:
         #: the user means to stop the agent, not just the cell.
         self.on_user_interrupt = on_user_interrupt
-        self._kernel_name = kernel_name
-        self.starts = 0
         #: Told to the model once, with the first run.
         self.note = (
             "cells run in the user's own kernel (the one you live in): what they define "
             "stays defined for the user; the kernel's execution count is not advanced"
         )
-
-    @property
-    def kernel_name(self) -> str:
-        return self._kernel_name
-
-    @property
-    def started(self) -> bool:
-        return True
 
     async def run(self, doc: Any, index: int, timeout: float) -> CellRun:
         cell = doc.nb.cells[index]
@@ -92,15 +83,6 @@ class InProcessRunner(CellRunner):
         if status == "timeout":
             run.note = f"interrupted after {timeout:g} s"
         return run
-
-    async def restart(self) -> None:
-        raise KernelError(
-            "the agent runs inside this kernel and cannot restart it; ask the user to "
-            "restart the kernel (then run %%agent again: the session carries on)"
-        )
-
-    async def shutdown(self) -> None:
-        return None
 
 
 def execute_in_shell(
