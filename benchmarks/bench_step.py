@@ -31,7 +31,7 @@ from nbformat import v4
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from jupyter_codexmax.agent import events as ev  # noqa: E402
+from jupyter_codexmax import events as ev  # noqa: E402
 from jupyter_codexmax.agent.core import Agent  # noqa: E402
 from jupyter_codexmax.config import load_settings  # noqa: E402
 from jupyter_codexmax.notebook.file import FileNotebook  # noqa: E402

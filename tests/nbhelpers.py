@@ -9,7 +9,7 @@ from typing import Any
 import nbformat
 from nbformat import v4
 
-from jupyter_codexmax.agent import events as ev
+from jupyter_codexmax import events as ev
 from jupyter_codexmax.agent.approvals import Approver
 from jupyter_codexmax.agent.core import Agent
 from jupyter_codexmax.cli.run import kernel_environment

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbhelpers import Session, cells_by_id, make_notebook, raw_cells, without_session
 
-from jupyter_codexmax.agent import events as ev
+from jupyter_codexmax import events as ev
 from jupyter_codexmax.agent.approvals import FutureApprover, RefusingApprover
 from jupyter_codexmax.agent.core import ABORTED
 from jupyter_codexmax.config import CodexMax

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from nbhelpers import Session, make_notebook
 
-from jupyter_codexmax.agent import events as ev
+from jupyter_codexmax import events as ev
 from jupyter_codexmax.agent.approvals import FutureApprover
 from jupyter_codexmax.config import CodexMax
 from jupyter_codexmax.errors import CodexmaxError

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from nbhelpers import call, make_notebook
 
-from jupyter_codexmax.agent import events as ev
+from jupyter_codexmax import events as ev
 from jupyter_codexmax.agent.compaction import (
     _newest_that_fit,
     is_model_output,

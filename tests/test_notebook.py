@@ -16,8 +16,8 @@ from typing import Any
 import nbformat
 import pytest
 
-from jupyter_codexmax.agent.events import CellEdited
 from jupyter_codexmax.config import load_settings
+from jupyter_codexmax.events import CellEdited
 from jupyter_codexmax.notebook.document import CellNotFound, NotebookError, NotebookReadOnly
 from jupyter_codexmax.notebook.file import FileNotebook
 from jupyter_codexmax.notebook.view import merge_streams, notebook_heading, render_cells

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from nbhelpers import make_notebook
 
-from jupyter_codexmax.agent import events as ev
+from jupyter_codexmax import events as ev
 from jupyter_codexmax.agent.core import Agent
 from jupyter_codexmax.config import CodexMax
 from jupyter_codexmax.kernel.panel import Panel

@@ -369,7 +369,7 @@ def test_the_time_limit_stops_a_notebook(
 def test_the_live_log_on_a_terminal_and_off_it() -> None:
     import io
 
-    from jupyter_codexmax.agent import events as ev
+    from jupyter_codexmax import events as ev
     from jupyter_codexmax.cli.progress import Progress
 
     script = [

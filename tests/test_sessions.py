@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from nbhelpers import call, make_notebook, without_session
 
-from jupyter_codexmax.agent import events as ev
+from jupyter_codexmax import events as ev
 from jupyter_codexmax.agent.compaction import LEDGER_MARK
 from jupyter_codexmax.agent.core import Agent
 from jupyter_codexmax.config import CodexMax

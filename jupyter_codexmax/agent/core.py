@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from .. import events as ev
 from .. import secrets
 from ..errors import CodexmaxError, ContextLengthExceeded, ModelError
 from ..notebook.document import NotebookDocument
@@ -39,7 +40,6 @@ from ..session.journal import Journal, history_at
 from ..session.store import SessionRecord, now, record_digest
 from ..tools import ToolRegistry, default_tools
 from ..workspace import Workspace
-from . import events as ev
 from .accounting import ContextMeter, cost_of, price_for
 from .approvals import Approver, FutureApprover, RefusingApprover
 from .compaction import COMPACTION_TARGET, CompactionError, compact_history

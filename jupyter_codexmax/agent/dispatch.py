@@ -11,10 +11,12 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from .. import events as ev
 from ..notebook.document import CellNotFound, Checkpoint, NotebookReadOnly
 from ..notebook.view import cut_text
 from ..providers.base import Item
@@ -22,13 +24,17 @@ from ..providers.items import function_call_output
 from ..tools import ToolContext, ToolError, ToolResult
 from ..tools.registry import Access
 from ..workspace import PathError
-from . import events as ev
 from .approvals import ApprovalRequest, next_request_id, policy
 
 if TYPE_CHECKING:
-    from .core import Agent
+    from ..config import CodexMax
+    from ..notebook.document import NotebookDocument
+    from ..runners.base import CellRunner
+    from ..tools import ToolRegistry
+    from ..workspace import Workspace
+    from .approvals import Approver
 
-__all__ = ["Dispatcher", "TurnUndo"]
+__all__ = ["Dispatcher", "ToolHost", "TurnUndo"]
 
 
 log = logging.getLogger("jupyter_codexmax.agent")
@@ -59,10 +65,32 @@ def _digest(path: Path) -> str | None:
         return None
 
 
-class Dispatcher:
-    """Runs function calls for an :class:`~jupyter_codexmax.agent.core.Agent`."""
+class ToolHost(Protocol):
+    """What the dispatcher needs of the agent it works for (the agent core is one): where
+    tools act, how they report, and who approves."""
 
-    def __init__(self, agent: Agent) -> None:
+    settings: CodexMax
+    workspace: Workspace
+    notebook: NotebookDocument | None
+    runner: CellRunner | None
+    tools: ToolRegistry
+    tools_used: Counter[str]
+    state: dict[str, Any]
+    approval: str
+    approver: Approver
+    turns: int
+
+    def emit(self, event: ev.Event) -> None: ...
+
+    def redact(self, text: str) -> str: ...
+
+    def redact_value(self, value: Any) -> Any: ...
+
+
+class Dispatcher:
+    """Runs function calls for a :class:`ToolHost` (the agent)."""
+
+    def __init__(self, agent: ToolHost) -> None:
         self.agent = agent
         self.session_approvals: set[str] = set()
         #: The current turn's undo record (None until it changes something).

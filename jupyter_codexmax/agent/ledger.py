@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import events as ev
+from .. import events as ev
 
 __all__ = ["Ledger"]
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from ..agent import events as ev
+from .. import events as ev
 
 __all__ = ["Progress"]
 

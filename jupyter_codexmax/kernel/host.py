@@ -1,9 +1,11 @@
 """The agent inside a kernel: what ``%%agent`` and ``%agent`` drive.
 
 One :class:`KernelHost` per kernel. It finds the notebook (:mod:`.locate`), keeps one
-:class:`NotebookSession` (the agent, its working copy of the notebook, the in-process
-runner), carries the session across kernel restarts, and renders each operation in the
-cell that asked for it (:mod:`.views`).
+:class:`~.sessions.NotebookSession` (the agent, its working copy of the notebook, the
+in-process runner), carries the session across kernel restarts, and renders each operation
+in the cell that asked for it (:mod:`.views`, :mod:`.output`). Approvals are
+:mod:`.approver`'s; what ``%agent status``, ``history`` and ``proposals`` print is
+:mod:`.reports`'.
 
 **Threads** (:mod:`.threads`): the agent lives on its own thread; user code, ``input()``
 and displays happen on the kernel's main thread. Without a bridge (or with ``--wait``),
@@ -27,24 +29,22 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..agent import events as ev
-from ..agent.approvals import ApprovalRequest, Decision, FutureApprover
+from .. import events as ev
+from ..agent.approvals import FutureApprover
 from ..config import APPROVALS
 from ..errors import CodexmaxError
-from .threads import AgentLoop, Interrupted, MainThread
-from .turnlog import TurnLog, describe_proposal, format_tokens
-from .views import View, make_view
+from . import output, reports
+from .approver import KernelApprover
+from .sessions import NotebookSession
+from .threads import AgentLoop, MainThread
+from .turnlog import describe_proposal
+from .views import make_view
 
 if TYPE_CHECKING:
-    from ..agent.core import Agent
     from ..config import CodexMax
-    from ..notebook.detached import DetachedNotebook
-    from ..notebook.live import LiveNotebook
-    from ..session.store import SessionRecord
     from .bridge import Bridge
 
 __all__ = ["KernelHost"]
@@ -53,91 +53,6 @@ log = logging.getLogger("jupyter_codexmax.kernel")
 
 #: Seconds a second interrupt waits for the agent to stop before the cell gives up on it.
 STOP_WAIT = 10.0
-
-
-class KernelApprover(FutureApprover):
-    """Approvals in a kernel: asked in the input prompt while the turn runs in the cell (a
-    click cannot reach a kernel that is busy), refused when no input is possible (nbclient,
-    papermill); in a turn running in the background, answered by the panel's buttons."""
-
-    def __init__(self, host: KernelHost) -> None:
-        super().__init__()
-        self.host = host
-        self.reason = "the user denied it"
-
-    async def __call__(self, request: ApprovalRequest) -> Decision:
-        host = self.host
-        if host.background:
-            self.reason = "the user denied it"
-            return await super().__call__(request)
-        if not host.main.serving or not host.stdin_allowed():
-            self.reason = (
-                "nobody can answer an approval prompt in this run (no input: nbclient or "
-                "papermill); use %%agent --approval auto to allow it"
-            )
-            return "refused"
-        self.reason = "the user denied it"
-        try:
-            return await host.main.call(lambda: ask_in_prompt(request))
-        except Interrupted:
-            self.reason = "the user interrupted the kernel"
-            return "deny"
-
-
-def ask_in_prompt(request: ApprovalRequest) -> Decision:
-    """``input()`` on the main thread: y(es), n(o), a(lways, for this session)."""
-    if request.detail:
-        print(request.detail[:2_000], flush=True)
-    while True:
-        answer = (
-            input(f"Allow {request.summary}? [y]es / [n]o / [a]lways this session: ")
-            .strip()
-            .lower()
-        )
-        if answer in ("y", "yes"):
-            return "approve"
-        if answer in ("n", "no", ""):
-            return "deny"
-        if answer in ("a", "always"):
-            return "approve_session"
-
-
-class NotebookSession:
-    """The agent for one notebook in this kernel."""
-
-    def __init__(
-        self,
-        host: KernelHost,
-        *,
-        path: Path | None,
-        how: str,
-        doc: DetachedNotebook,
-        agent: Agent,
-        resumed: SessionRecord | None,
-    ) -> None:
-        self.host = host
-        self.path = path
-        self.how = how
-        self.doc = doc
-        self.agent = agent
-        self.resumed = resumed
-        self.turns: list[TurnLog] = []
-        self.view: View | None = None
-        self.display_id: str | None = None
-        self.bundle: dict[str, Any] = {}
-        #: The output that holds the latest record, and its bundle (to take it out when a
-        #: newer output holds the record).
-        self.record_display: tuple[str, dict[str, Any]] | None = None
-        self.record: dict[str, Any] | None = None
-        #: The frontend's notebook while a bridge is there (turns in the background).
-        self.live: LiveNotebook | None = None
-        #: The ``%%agent`` cell a background turn reports into (its id, from the frontend).
-        self.cell_id: str | None = None
-        #: Whether the current turn or operation runs in the background.
-        self.in_background = False
-        #: The working copy's runner and session saver (to go back to without a bridge).
-        self.runner: Any = None
-        self.saver: Any = None
 
 
 class KernelHost:
@@ -239,7 +154,7 @@ class KernelHost:
 
         current = self.session
         if current is not None and notebook is None and not new:
-            self._refresh(current)  # this kernel's notebook, found before
+            current.refresh()  # this kernel's notebook, found before
             return current
         if current is not None:
             self.refuse_if_working()  # a new session, or another notebook
@@ -251,7 +166,7 @@ class KernelHost:
         else:
             path, how = locate_notebook(self.shell, notebook, self.cell_source())
         if current is not None and current.path == path and not new:
-            self._refresh(current)
+            current.refresh()
             return current
         if current is not None:
             self.close_session()
@@ -259,82 +174,18 @@ class KernelHost:
         return self.session
 
     def _new_session(self, path: Path | None, how: str, new: bool) -> NotebookSession:
-        from ..agent.core import Agent
-        from ..notebook.detached import DetachedNotebook
-        from ..runners.inprocess import InProcessRunner
-        from ..session.journal import recall_notebook
-        from ..session.store import latest_record
-        from ..workspace import Workspace
-
-        if path is not None:
-            doc = DetachedNotebook.open(path)
-        else:
-            doc = DetachedNotebook.empty(Path.cwd() / "untitled.ipynb")
-        record = None
-        if not new and path is not None:
-            local = recall_notebook(path) if self.settings.journal else None
-            extra = [("this machine's journal", local)] if local is not None else []
-            record = latest_record(doc.nb, str(path), extra)
-        workspace = Workspace.for_notebook(doc.path, self.settings.workspace_root or None)
-        holder: dict[str, NotebookSession] = {}
-
-        def stop_agent() -> None:  # the session exists by the time a cell runs
-            holder["session"].agent.stop()
-
-        runner = InProcessRunner(
-            self.shell,
-            self.main.call,
-            self.main.interrupt,
-            on_user_interrupt=stop_agent,
-            kernel_name=_kernel_name(self.shell),
-        )
-
-        async def save(data: dict[str, Any]) -> None:
-            await self._save(holder["session"], data)
-
-        agent = Agent(
-            self.settings,
-            workspace=workspace,
-            notebook=doc,
-            runner=runner,
+        return NotebookSession.create(
+            settings=self.settings,
+            shell=self.shell,
+            path=path,
+            how=how,
+            new=new,
+            main_call=self.main.call,
+            interrupt=self.main.interrupt,
             approver=KernelApprover(self),
-            on_event=lambda event: self._event(holder["session"], event),
-            resume=record,
-            save_session=save,
+            on_event=self._event,
+            save=self._save,
         )
-        agent.saver_writes_notebook = False  # the cell's output and this machine only
-        session = NotebookSession(self, path=path, how=how, doc=doc, agent=agent, resumed=record)
-        session.runner = runner
-        session.saver = save
-        holder["session"] = session
-        return session
-
-    def _refresh(self, session: NotebookSession) -> None:
-        """The notebook was saved since the agent read it: read it again. Only the working
-        copy, between turns (a live notebook is the frontend's, read at each turn). Its
-        unapplied proposals are dropped (they stay listed in their turn's output), and so is
-        what undo remembered of the old copy; the model is told."""
-        from ..notebook.detached import DetachedNotebook
-
-        agent = session.agent
-        if session.live is not None or agent.busy or session.path is None:
-            return
-        if not session.doc.changed_on_disk():
-            return
-        try:
-            doc = DetachedNotebook.open(session.path)
-        except CodexmaxError as exc:
-            log.warning("could not read the notebook again: %s", exc)
-            return
-        dropped = session.doc.proposals()
-        session.doc = doc
-        agent.use_notebook(doc, session.runner, session.saver, saver_writes_notebook=False)
-        if dropped:
-            agent.add_note(
-                "The notebook was saved since your last turn and has been read again: your "
-                f"{len(dropped)} proposed change(s) that the user did not apply are no longer "
-                "in your working copy. Read the notebook before relying on them."
-            )
 
     def close_session(self) -> None:
         session, self.session = self.session, None
@@ -364,41 +215,10 @@ class KernelHost:
             if session.in_background:
                 self._summary_to_frontend(session)
             else:
-                self._show(session, final=True)
+                output.show(session, final=True)
 
     def _summary_to_frontend(self, session: NotebookSession) -> None:
-        """A background turn's summary replaces its panel in the ``%%agent`` cell, through
-        the frontend (the cell's execution is long over: only the frontend can change its
-        outputs now). Also when the turn could not get the notebook: the bridge itself
-        works."""
-        view, cell_id, bridge = session.view, session.cell_id, self.bridge
-        if view is None:
-            return
-        bundle = view.log.bundle()
-        if cell_id is None or bridge is None or not bridge.present:
-            # A frontend that did not say which cell ran: update the panel's display (the
-            # frontend may or may not route it, the execution being over).
-            if session.display_id is not None and session.bundle:
-                from IPython.display import update_display
-
-                update_display(bundle, raw=True, display_id=session.display_id)
-            return
-        output = {"output_type": "display_data", "data": bundle, "metadata": {}}
-        live = session.live
-
-        async def write() -> None:
-            try:
-                if live is not None:
-                    await live.set_outputs(cell_id, [output])
-                    await live.save()
-                else:
-                    await bridge.call("notebook.edit", ops=[
-                        {"op": "set_outputs", "id": cell_id, "outputs": [output]}
-                    ])  # fmt: skip
-            except CodexmaxError as exc:
-                log.warning("the summary could not be written: %s", exc)
-
-        self.agent_loop.submit(write())
+        output.summary_to_frontend(session, self.bridge, self.agent_loop.submit)
 
     async def _save(self, session: NotebookSession, record: dict[str, Any]) -> None:
         """The agent's session saver: this machine's index, then the cell's output."""
@@ -407,51 +227,7 @@ class KernelHost:
         if self.settings.journal and session.path is not None:
             remember_notebook(session.path, record)
         session.record = record
-        await self.main.call(lambda: self._show(session, final=False))
-
-    def _begin(self, session: NotebookSession, view: View) -> None:
-        """A new operation's output: the live panel now (widgets), the summary later."""
-        session.view = view
-        session.in_background = False
-        session.display_id = f"codexmax-{uuid.uuid4().hex[:12]}"
-        session.bundle = {}
-        bundle = view.mimebundle()
-        if bundle:
-            from IPython.display import display
-
-            bundle = {**bundle, "text/plain": f"jupyter-codexmax: {view.log.activity}"}
-            display(bundle, raw=True, display_id=session.display_id)
-            session.bundle = bundle
-
-    def _show(self, session: NotebookSession, *, final: bool) -> None:
-        """The operation's output as it now stands: at the end, the static summary (with the
-        record) replaces the live panel, which could not be shown again from a saved
-        notebook."""
-        from IPython.display import display, update_display
-
-        from ..session.store import OUTPUT_MIME
-
-        view = session.view
-        if view is None or session.display_id is None:
-            return
-        proposals = session.doc.proposals() if session.doc.exists or session.doc.cells else []
-        bundle = view.log.bundle(proposals)
-        if not final and view.mimebundle():
-            bundle = {**view.mimebundle(), **bundle}
-        if session.record is not None:
-            bundle[OUTPUT_MIME] = session.record
-            previous = session.record_display
-            if previous is not None and previous[0] != session.display_id:
-                # The newer output holds the record now: the older one keeps its summary.
-                old_id, old_bundle = previous
-                kept = {k: v for k, v in old_bundle.items() if k != OUTPUT_MIME}
-                update_display(kept, raw=True, display_id=old_id)
-            session.record_display = (session.display_id, bundle)
-        if session.bundle:
-            update_display(bundle, raw=True, display_id=session.display_id)
-        else:
-            display(bundle, raw=True, display_id=session.display_id)
-        session.bundle = bundle
+        await self.main.call(lambda: output.show(session, final=False))
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -485,7 +261,7 @@ class KernelHost:
             silent=not in_cell,
         )
         if in_cell:
-            self._begin(session, view)
+            output.begin(session, view)
         else:
             session.view = view
         if session.resumed is not None and session.resumed.turns == agent.turns:
@@ -543,9 +319,10 @@ class KernelHost:
         agent = session.agent
         try:
             if live:
-                await self._use_live(session)
+                assert self.bridge is not None
+                await session.use_live(self.bridge, self.settings, self.shell)
             elif session.live is not None:
-                self._use_detached(session)
+                session.use_detached()
         except CodexmaxError as exc:
             # The turn could not start (the frontend did not give the notebook): said like
             # any failed turn, in the panel, the summary and to the frontend.
@@ -556,37 +333,6 @@ class KernelHost:
             agent.emit(ev.TurnFinished(turn, "failed", error=text))
             raise
         return await agent.run_turn(message, model=model, effort=effort)
-
-    async def _use_live(self, session: NotebookSession) -> None:
-        from ..notebook.live import LiveNotebook
-        from ..runners.frontend import FrontendRunner
-        from ..session.journal import remember_notebook
-        from ..session.store import METADATA_KEY
-
-        assert self.bridge is not None
-        live = await LiveNotebook.fetch(self.bridge.call, Path.cwd())
-
-        async def save(record: dict[str, Any]) -> None:
-            if self.settings.journal and session.path is not None:
-                remember_notebook(session.path, record)
-            session.record = record
-            await live.set_metadata(METADATA_KEY, record)
-            await live.save()
-
-        runner = FrontendRunner(self.bridge.call, kernel_name=_kernel_name(self.shell))
-        session.agent.use_notebook(live, runner, save)
-        session.live = live
-
-    def _use_detached(self, session: NotebookSession) -> None:
-        """No bridge any more: back to the working copy of the file (read again)."""
-        from ..notebook.detached import DetachedNotebook
-
-        if session.path is not None:
-            session.doc = DetachedNotebook.open(session.path)
-        session.agent.use_notebook(
-            session.doc, session.runner, session.saver, saver_writes_notebook=False
-        )
-        session.live = None
 
     def _background_done(
         self, session: NotebookSession, future: concurrent.futures.Future[Any], previous: str
@@ -674,13 +420,13 @@ class KernelHost:
         session = self.open_session()
         agent = session.agent
         if session.live is not None and not self.bridged:
-            self._use_detached(session)  # the frontend went away: back to the working copy
+            session.use_detached()  # the frontend went away: back to the working copy
         make = agent.compact if name == "compact" else agent.undo
         if session.live is not None:
             return self._background_operation(session, name, make)
         view = make_view(widgets=False, title=name, interactive=False)
         view.log.label = name
-        self._begin(session, view)
+        output.begin(session, view)
         with self.main.hold():
             future = self.agent_loop.submit(make())
             try:
@@ -694,7 +440,7 @@ class KernelHost:
         view.log.turn = agent.turns
         view.log.answer = result
         view.log.finished = view.log.started
-        self._show(session, final=True)
+        output.show(session, final=True)
         if view.log.status == "failed":
             raise CodexmaxError(result)
         return result
@@ -752,105 +498,22 @@ class KernelHost:
         return self.open_session() if path is not None else None
 
     def status(self) -> str:
-        from ..agent.accounting import price_for
-
         session = self.current()
-        settings = self.settings
         if session is None:
             return "no session yet: %%agent starts one"
-        agent = session.agent
-        window = agent.meter.window
-        used = agent.context_tokens()
-        usage = agent.usage_total
-        cost = (
-            f"about ${agent.cost:.2f}"
-            if price_for(settings.model, settings.prices) is not None
-            else "cost unknown (no price for this model: c.CodexMax.prices)"
-        )
-        if self.bridged and self.bridge is not None:
-            client = self.bridge.peer.get("client") or "a frontend"
-            where = f"{session.path}, live in {client} (bridge): edits and runs go there"
-        elif session.path:
-            where = f"{session.path} (found by {session.how}; not written: edits are proposals)"
-        else:
-            where = f"none: {session.how}"
-        lines = [
-            f"session {agent.session_id} · turn {agent.turns} · "
-            f"{'working' if agent.busy else 'idle'}",
-            f"notebook: {where}",
-            f"model: {settings.model} ({settings.provider}), effort "
-            f"{settings.reasoning_effort or 'default'}, approval {settings.approval}",
-            f"context: {format_tokens(used)} of {format_tokens(window)} tokens "
-            f"({used / window:.0%}; {format_tokens(max(0, window - used))} left; "
-            f"compaction at {settings.compaction_threshold:.0%}); "
-            f"{agent.compactions} compaction{'s' if agent.compactions != 1 else ''}",
-            f"usage: {usage.input_tokens:,} in ({usage.cached_input_tokens:,} cached), "
-            f"{usage.output_tokens:,} out ({usage.reasoning_tokens:,} reasoning); {cost}",
-        ]
-        proposals = session.doc.proposals() if session.live is None else []
-        if proposals:
-            lines.append(
-                f"proposed changes not applied: {len(proposals)} (%agent proposals lists them)"
-            )
-        return "\n".join(lines)
+        return reports.status_text(session, self.settings, self.bridge)
 
     def status_data(self) -> dict[str, Any]:
         """The status for a frontend (``agent.status``)."""
-        session = self.current()
-        settings = self.settings
-        data: dict[str, Any] = {
-            "model": settings.model,
-            "effort": settings.reasoning_effort,
-            "approval": settings.approval,
-            "busy": self.background,
-        }
-        if session is None:
-            return {**data, "session_id": None}
-        agent = session.agent
-        usage = agent.usage_total
-        return {
-            **data,
-            "session_id": agent.session_id,
-            "turns": agent.turns,
-            "busy": agent.busy,
-            "context_tokens": agent.context_tokens(),
-            "context_window": agent.meter.window,
-            "compactions": agent.compactions,
-            "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
-            "cost_usd": round(agent.cost, 6),
-            "pending_approvals": list(getattr(agent.approver, "pending", [])),
-        }
+        return reports.status_data(self.current(), self.settings, self.background)
 
     def history(self) -> str:
         session = self.current()
-        if session is None:
-            return "no session yet"
-        lines = []
-        if session.resumed is not None:
-            lines.append(
-                f"(turns 1-{session.resumed.turns} ran before this kernel started; the "
-                "ledger below covers them)"
-            )
-        for log_ in session.turns:
-            task = " ".join(log_.task.split())
-            lines.append(f"turn {log_.turn}: {task[:100]} -> {log_.status}, {log_.steps} steps")
-            for record in log_.calls:
-                lines.append(f"  {record.title}")
-        lines.append(session.agent.ledger.render())
-        return "\n".join(lines)
+        return "no session yet" if session is None else reports.history_text(session)
 
     def proposals(self) -> str:
         session = self.current()
-        if session is None:
-            return "no session yet"
-        found = session.doc.proposals()
-        if not found:
-            return "no proposed changes"
-        blocks = []
-        for number, proposal in enumerate(found, 1):
-            blocks.append(f"{number}. {describe_proposal(proposal)}")
-            blocks.append(proposal.diff or proposal.source)
-        return "\n".join(blocks)
+        return "no session yet" if session is None else reports.proposals_text(session)
 
     def apply(self, number: int) -> str:
         """Put proposal ``number`` into a new cell below (``set_next_input``)."""
@@ -889,12 +552,6 @@ class KernelHost:
             raise CodexmaxError(f"no approval {target} is waiting")
         self.agent_loop.call(session.agent.resolve_approval, target, decision)
         return f"{decision}: {target}"
-
-
-def _kernel_name(shell: Any) -> str:
-    kernel = getattr(shell, "kernel", None)
-    name = getattr(kernel, "implementation", None)
-    return "python3" if name in (None, "ipython") else str(name)
 
 
 def _title(settings: CodexMax, model: str | None, effort: str | None) -> str:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..agent import events as ev
+from .. import events as ev
 from .turnlog import CallRecord, TurnLog
 
 __all__ = ["Panel"]

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ..agent import events as ev
+from .. import events as ev
 from .turnlog import TurnLog
 
 __all__ = ["LogView", "TextView", "View", "make_view"]

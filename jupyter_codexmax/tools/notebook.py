@@ -7,7 +7,7 @@ import copy
 import difflib
 from typing import Any
 
-from ..agent.events import CellEdited, CellRan
+from ..events import CellEdited, CellRan
 from ..notebook.document import CELL_TYPES, CellNotFound, NotebookDocument, NotebookReadOnly
 from ..notebook.view import cut_text, merge_streams, render_cells, render_outputs
 from ..runners.base import CellRun, KernelError

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..agent.events import FileChanged
+from ..events import FileChanged
 from ..workspace import PathError, Workspace
 from .registry import Access, Tool, ToolContext, ToolError, ToolResult
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..agent.events import PlanUpdated
+from ..events import PlanUpdated
 from .registry import Tool, ToolContext, ToolError, ToolResult
 
 __all__ = ["UpdatePlan"]

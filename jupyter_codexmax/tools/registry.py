@@ -21,8 +21,8 @@ from ..errors import CodexmaxError, ToolArgumentsError
 from ..providers.base import ToolSpec
 
 if TYPE_CHECKING:
-    from ..agent.events import Event
     from ..config import CodexMax
+    from ..events import Event
     from ..notebook.document import NotebookDocument
     from ..notebook.view import Image
     from ..runners.base import CellRunner
