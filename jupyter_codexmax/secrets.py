@@ -23,6 +23,7 @@ __all__ = [
     "Secret",
     "SecretTrait",
     "credential_values",
+    "is_credential",
     "is_credential_name",
     "is_sensitive_header",
     "mask_config",
@@ -38,11 +39,29 @@ MASK = "********"
 MIN_REDACTED_LENGTH = 6
 
 _SENSITIVE_HEADER = re.compile(r"(auth|key|token|secret|cookie|password|signature)", re.I)
-_CREDENTIAL_NAME = re.compile(
-    r"(^|_)(API_?KEY|KEY|TOKEN|SECRET|PASSWORD|PASSWD|PWD|CREDENTIALS?|AUTH|PRIVATE_KEY|"
-    r"ACCESS_KEY|SESSION_TOKEN|CONNECTION_STRING|DSN)(_|$)",
-    re.I,
-)
+#: Words that make an environment variable's name a credential's, as the whole name, as one
+#: ``_``-separated part of it, or (for passwords) as the end of a part: ``PGPASSWORD``.
+_CREDENTIAL_WORDS = frozenset(
+    {
+        "APIKEY", "KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PWD", "CREDENTIAL",
+        "CREDENTIALS", "AUTH", "PASSPHRASE", "DSN", "COOKIE", "PRIVATE", "SIGNATURE",
+    }
+)  # fmt: skip
+_PASSWORD_ENDINGS = ("PASSWORD", "PASSWD", "PASSPHRASE")
+#: A part after the credential word that says the value is *about* the credential, not
+#: the credential: ``SSH_AUTH_SOCK``, ``HF_TOKEN_PATH``, ``ACTIONS_ID_TOKEN_REQUEST_URL``,
+#: ``AWS_ACCESS_KEY_ID``.
+_ABOUT_WORDS = frozenset(
+    {
+        "SOCK", "SOCKET", "PATH", "FILE", "DIR", "URL", "URI", "HOST", "PORT", "ID", "NAME",
+        "USER", "USERNAME", "TYPE", "MODE", "METHOD", "ENABLED", "DISABLED", "DISABLE",
+        "REQUIRED", "PROVIDER", "ENDPOINT", "HEADER", "PREFIX", "LENGTH", "TIMEOUT",
+        "FORMAT", "VERSION", "COMMAND", "CMD", "PROGRAM", "HELPER", "EXPIRY", "EXPIRES",
+        "EXPIRATION", "REGION", "SCOPE", "SCOPES", "ALGORITHM", "LIFETIME", "TTL",
+    }
+)  # fmt: skip
+#: Variables whose names look like credentials and never are: the shell's working folders.
+_NOT_CREDENTIALS = frozenset({"PWD", "OLDPWD"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PATTERNS = [
     re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{6,}"),
@@ -183,21 +202,53 @@ def redact_value(value: Any, extra: Iterable[str | Secret] = ()) -> Any:
 
 
 def is_credential_name(name: str) -> bool:
-    """Whether an environment variable's name says it holds a credential."""
-    return bool(_CREDENTIAL_NAME.search(name))
+    """Whether an environment variable's name says it holds a credential: a credential
+    word as one ``_``-separated part (``GITHUB_TOKEN``, ``AWS_SECRET_ACCESS_KEY``,
+    ``MYSQL_PWD``) or a part ending in a password word (``PGPASSWORD``), unless a later
+    part says the value is about it (``SSH_AUTH_SOCK``, ``HF_TOKEN_PATH``,
+    ``AWS_ACCESS_KEY_ID``). ``PWD`` and ``OLDPWD`` are the shell's folders."""
+    upper = name.upper()
+    if upper in _NOT_CREDENTIALS:
+        return False
+    parts = [p for p in upper.split("_") if p]
+    last = -1
+    for index, part in enumerate(parts):
+        if part in _CREDENTIAL_WORDS or part.endswith(_PASSWORD_ENDINGS):
+            last = index
+    if last < 0:
+        return False
+    return not any(part in _ABOUT_WORDS for part in parts[last + 1 :])
+
+
+def _harmless(value: str) -> bool:
+    """A value that cannot be a credential whatever its variable's name: a path to
+    something on this machine (``GOOGLE_APPLICATION_CREDENTIALS``: the file holds the
+    secret, not its name), a yes/no, a number."""
+    import os
+
+    text = value.strip()
+    if text.lower() in ("true", "false", "yes", "no", "on", "off", "none", "null"):
+        return True
+    if text.isdigit() and len(text) < 8:
+        return True
+    return os.path.isabs(text) and "\n" not in text and os.path.exists(text)
+
+
+def is_credential(name: str, value: str) -> bool:
+    """Whether the environment variable ``name=value`` holds a credential: its name says
+    so (:func:`is_credential_name`) and its value is not plainly something else."""
+    return is_credential_name(name) and not _harmless(value)
 
 
 def credential_values(environ: Mapping[str, str]) -> list[str]:
-    """Values of credential-like variables, to redact wherever they might show up."""
-    return [
-        v for k, v in environ.items() if is_credential_name(k) and len(v) >= MIN_REDACTED_LENGTH
-    ]
+    """Values of credential variables, to redact wherever they might show up."""
+    return [v for k, v in environ.items() if len(v) >= MIN_REDACTED_LENGTH and is_credential(k, v)]
 
 
 def without_credentials(environ: Mapping[str, str], *, also: Iterable[str] = ()) -> dict[str, str]:
-    """``environ`` without credential-like variables (and the names in ``also``)."""
+    """``environ`` without credential variables (and the names in ``also``)."""
     drop = set(also)
-    return {k: v for k, v in environ.items() if k not in drop and not is_credential_name(k)}
+    return {k: v for k, v in environ.items() if k not in drop and not is_credential(k, v)}
 
 
 def mask_config(config: Any) -> Any:
