@@ -175,6 +175,9 @@ def test_retries_are_reported_on_stderr(scripted_server: ScriptedModelServer) ->
     assert result.stdout == ANSWER + "\n"
     assert "retrying" in result.stderr
     assert "503" in result.stderr
+    # Once, not once by the answer's stream and again by the log.
+    lines = [ln for ln in result.stderr.splitlines() if "retry" in ln.lower()]
+    assert len(lines) == 1, result.stderr
 
 
 def test_missing_key_names_openai_api_key_and_exits_2() -> None:

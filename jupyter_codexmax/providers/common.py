@@ -110,9 +110,10 @@ class HttpProvider(Provider):
                         f"than CodexMax.retry_after_limit = {limit:g} s)",
                     )
                 elif attempt > 1 and failure.retryable:
-                    log.warning("giving up after %d attempts: %s", attempt, failure)
+                    log.info("giving up after %d attempts: %s", attempt, failure)
                 raise failure
-            log.warning(
+            # Surfaces say it (the Retrying event); the log keeps it for --log-level=INFO.
+            log.info(
                 "retrying in %.2f s (%d/%d): %s", delay, attempt, self.retry.max_retries, failure
             )
             yield Retrying(attempt, self.retry.max_retries, delay, str(failure))
