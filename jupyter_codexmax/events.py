@@ -138,7 +138,9 @@ class ApprovalResolved:
 @dataclass(frozen=True)
 class UsageUpdated:
     """Tokens the server reported for the last request, and totals for the session (with
-    its estimated cost in US dollars, 0 when the model's price is unknown)."""
+    its estimated cost in US dollars, None when the model's price is unknown). ``model``:
+    the model that answered, as the server named it (``scripted:...`` for the scripted
+    server)."""
 
     input_tokens: int
     cached_input_tokens: int
@@ -148,7 +150,8 @@ class UsageUpdated:
     total_output_tokens: int
     context_tokens: int
     context_window: int
-    cost_usd: float = 0.0
+    cost_usd: float | None = 0.0
+    model: str = ""
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,30 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["EFFORTS", "KNOWN_MODELS", "ModelInfo", "lookup_model"]
+__all__ = [
+    "EFFORTS",
+    "KNOWN_MODELS",
+    "SCRIPTED_MODEL_PREFIX",
+    "ModelInfo",
+    "lookup_model",
+    "served_label",
+]
+
+#: How the scripted model server (``jupyter_codexmax.testing``) names the model that
+#: answered: ``scripted:<the model asked for>``, so no surface passes it off as the real one.
+SCRIPTED_MODEL_PREFIX = "scripted:"
 
 #: Every reasoning effort a user can choose, lowest first.
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 
 #: Window assumed for a model we know nothing about; set ``CodexMax.context_window``.
 UNKNOWN_CONTEXT_WINDOW = 128_000
+
+
+def served_label(model: str) -> str:
+    """How surfaces name the model that answered: ``scripted`` for the scripted server,
+    else the name the server gave (a dated snapshot, an Azure deployment's model)."""
+    return "scripted" if model.startswith(SCRIPTED_MODEL_PREFIX) else model
 
 
 @dataclass(frozen=True)

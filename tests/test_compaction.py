@@ -81,6 +81,10 @@ async def test_compaction_requests_are_counted_and_billed(
         }
     )
     events: list[ev.Event] = []
+    # The scripted server answers as "scripted:<model>", which has no price: give it one.
+    scripted_settings.prices = {
+        f"scripted:{scripted_settings.model}": {"input": 1.25, "output": 10.0}
+    }
     agent = agent_for(scripted_settings, path, events)
     try:
         await agent.run_turn("first")

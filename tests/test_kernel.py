@@ -86,6 +86,12 @@ def test_agent_magic_in_a_kernel(tmp_path: Path, scripted_server: ScriptedModelS
         status = kernel.run("%agent status").stdout
         assert "turn 1 · idle" in status and str(path) in status
         assert "gpt-5.1-codex-max" in status
+        # The scripted server never passes for the real model: named, its endpoint shown,
+        # and no dollar cost (it has no price).
+        assert "answered by the scripted model server" in status
+        assert f"at {scripted_server.base_url}" in status
+        assert "$" not in status and "cost unknown" in status
+        assert "$" not in markdown and "scripted · context" in markdown
         usage = scripted_server.requests_to("responses")
         assert f"usage: {sum((r.raw_size + 3) // 4 for r in usage):,} in" in status
         assert "proposed changes not applied: 1" in status
@@ -332,12 +338,12 @@ def test_settings_from_ipython_config_and_percent_config(
     ) as kernel:
         kernel.run("%agent new")
         status = kernel.run("%agent status").stdout
-        assert "model: gpt-5.1-codex (responses), effort high" in status
+        assert "model: gpt-5.1-codex (responses at " in status and "effort high" in status
         assert kernel.run('%config CodexMax.model = "gpt-5.1-codex-max"').ok
         assert kernel.run("%config CodexMax.reasoning_effort = 'xhigh'").ok
         kernel.run("%agent new")
         status = kernel.run("%agent status").stdout
-        assert "model: gpt-5.1-codex-max (responses), effort xhigh" in status
+        assert "model: gpt-5.1-codex-max (responses at " in status and "effort xhigh" in status
         shown = kernel.run("%config CodexMax")
         assert "CodexMax.reasoning_effort" in shown.stdout
         bad = kernel.run("%config CodexMax.reasoning_effort = 'extreme'")

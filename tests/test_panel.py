@@ -16,7 +16,7 @@ from jupyter_codexmax import events as ev
 from jupyter_codexmax.agent.core import Agent
 from jupyter_codexmax.config import CodexMax
 from jupyter_codexmax.kernel.panel import Panel
-from jupyter_codexmax.kernel.turnlog import TurnLog
+from jupyter_codexmax.kernel.turnlog import Heading, TurnLog
 from jupyter_codexmax.notebook.file import FileNotebook
 from jupyter_codexmax.testing import ScriptedModelServer
 from jupyter_codexmax.workspace import Workspace
@@ -190,3 +190,26 @@ async def test_an_approval_click_resolves_the_waiting_approval(
     assert "approved-run" in json.dumps(outputs[0])
     assert outputs[1]["output"].endswith("needs approval, and the user denied it")
     assert panel.approvals.children == (), "answered requests leave the panel"
+
+
+def test_the_heading_names_the_model_that_answered() -> None:
+    """Before an answer: the configured model, the effort, and an endpoint that is not
+    OpenAI's. After the scripted server answered: ``scripted``, and no dollar cost."""
+    heading = Heading("gpt-5.1-codex-max", "medium", "127.0.0.1:8765")
+    panel = Panel(title=heading, interactive=True)
+    assert "jupyter-codexmax · gpt-5.1-codex-max · medium · 127.0.0.1:8765" in panel.header.value
+    panel.handle(
+        ev.UsageUpdated(900, 0, 12, 0, 900, 12, 912, 272_000, None, "scripted:gpt-5.1-codex-max")
+    )
+    assert "jupyter-codexmax · scripted · medium · 127.0.0.1:8765" in panel.header.value
+    assert "gpt-5.1-codex-max" not in panel.header.value
+    assert "$" not in panel.meter_label.value
+    assert "scripted · context" in panel.log.markdown() and "$" not in panel.log.markdown()
+    # A dated snapshot of the configured model is the configured model.
+    assert Heading("gpt-5.1-codex-max").text("gpt-5.1-codex-max-2025-11-19") == (
+        "jupyter-codexmax · gpt-5.1-codex-max"
+    )
+    # A deployment that serves another model says which.
+    assert Heading("my-deployment").text("gpt-5.1-codex-max-2025-11-19") == (
+        "jupyter-codexmax · gpt-5.1-codex-max-2025-11-19"
+    )

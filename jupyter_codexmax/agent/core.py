@@ -40,7 +40,7 @@ from ..session.journal import Journal, history_at
 from ..session.store import SessionRecord, now, record_digest
 from ..tools import ToolRegistry, default_tools
 from ..workspace import Workspace
-from .accounting import ContextMeter, cost_of, price_for
+from .accounting import ContextMeter, Price, cost_of, price_for
 from .approvals import Approver, FutureApprover, RefusingApprover
 from .compaction import COMPACTION_TARGET, CompactionError, compact_history
 from .dispatch import Dispatcher, TurnUndo
@@ -126,6 +126,8 @@ class Agent:
         self.compactions = 0
         self.usage_total = Usage()
         self.cost = 0.0
+        #: The model that answered, as the server named it (None before the first answer).
+        self.served_model: str | None = None
         self.last_usage: Usage | None = None
         self.last_summary: Item | None = None
         self.tools_used: Counter[str] = Counter()
@@ -397,7 +399,8 @@ class Agent:
     def _add_usage(self, usage: Usage, context_tokens: int) -> None:
         """Add ``usage`` to the session's totals and cost, and tell the surfaces."""
         self.usage_total = self.usage_total + usage
-        self.cost += cost_of(usage, price_for(self.settings.model, self.settings.prices))
+        price = self.price()
+        self.cost += cost_of(usage, price)
         self.emit(
             ev.UsageUpdated(
                 usage.input_tokens,
@@ -408,9 +411,15 @@ class Agent:
                 self.usage_total.output_tokens,
                 context_tokens,
                 self.meter.window,
-                round(self.cost, 6),
+                round(self.cost, 6) if price is not None else None,
+                self.served_model or "",
             )
         )
+
+    def price(self) -> Price | None:
+        """The price of the model that answers (the configured one until one answered);
+        None when unknown: no cost is shown."""
+        return price_for(self.served_model or self.settings.model, self.settings.prices)
 
     # -- the turn -----------------------------------------------------------------------------
 
@@ -555,6 +564,8 @@ class Agent:
                     )
                 elif isinstance(event, Completed):
                     completed = event
+                    if event.model:
+                        self.served_model = event.model
         return items, completed
 
     # -- compaction ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@ buttons while it runs in the background, a refusal where nobody can answer."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from ..agent.approvals import ApprovalRequest, Decision, FutureApprover
@@ -39,7 +40,14 @@ class KernelApprover(FutureApprover):
         try:
             return await host.main.call(lambda: ask_in_prompt(request))
         except Interrupted:
+            # An interrupt at the prompt stops the agent, as an interrupt anywhere in the
+            # cell does: stopped here, on the agent's own loop, so nothing more is asked of
+            # the model whichever thread hears of the interrupt first.
             self.reason = "the user interrupted the kernel"
+            session = host.session
+            if session is not None:
+                session.agent.stop()
+                await asyncio.sleep(0)  # the stop takes effect here
             return "deny"
 
 

@@ -40,7 +40,7 @@ from . import output, reports
 from .approver import KernelApprover
 from .sessions import NotebookSession
 from .threads import AgentLoop, MainThread
-from .turnlog import describe_proposal
+from .turnlog import Heading, describe_proposal
 from .views import make_view
 
 if TYPE_CHECKING:
@@ -254,7 +254,7 @@ class KernelHost:
         background = self.bridged and not wait
         view = make_view(
             widgets=(self.widgets() or background) and in_cell,
-            title=_title(self.settings, model, effort),
+            title=_heading(self.settings, model, effort),
             interactive=background,
             on_decision=self.resolve,
             on_stop=self.stop,
@@ -554,6 +554,12 @@ class KernelHost:
         return f"{decision}: {target}"
 
 
-def _title(settings: CodexMax, model: str | None, effort: str | None) -> str:
-    effort = effort or settings.reasoning_effort
-    return f"jupyter-codexmax · {model or settings.model}" + (f" · {effort}" if effort else "")
+def _heading(settings: CodexMax, model: str | None, effort: str | None) -> Heading:
+    from urllib.parse import urlsplit
+
+    from ..config import DEFAULT_BASE_URL
+
+    endpoint = None
+    if settings.base_url != DEFAULT_BASE_URL:
+        endpoint = urlsplit(settings.base_url).netloc or settings.base_url
+    return Heading(model or settings.model, effort or settings.reasoning_effort, endpoint)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import events as ev
-from .turnlog import CallRecord, TurnLog
+from .turnlog import CallRecord, Heading, TurnLog
 
 __all__ = ["Panel"]
 
@@ -52,7 +52,7 @@ class Panel:
     def __init__(
         self,
         *,
-        title: str,
+        title: str | Heading,
         interactive: bool,
         on_decision: Callable[[str, str], object] | None = None,
         on_stop: Callable[[], object] | None = None,
@@ -161,6 +161,10 @@ class Panel:
 
     # -- parts --------------------------------------------------------------------------------
 
+    def _title(self) -> str:
+        title = self.title
+        return title if isinstance(title, str) else title.text(self.log.served_model)
+
     def _header_html(self) -> str:
         log = self.log
         state = log.activity if log.status not in ("done", "stopped", "failed") else log.status
@@ -169,7 +173,7 @@ class Panel:
         )
         steps = f" · step {log.steps}" if log.steps else ""
         return (
-            f"<b>{html.escape(self.title)}</b>{steps} · <span style='color:{colour}'>"
+            f"<b>{html.escape(self._title())}</b>{steps} · <span style='color:{colour}'>"
             f"{html.escape(state)}</span> · {log.elapsed:.0f}s"
         )
 

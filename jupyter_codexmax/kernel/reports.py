@@ -16,17 +16,25 @@ __all__ = ["history_text", "proposals_text", "status_data", "status_text"]
 
 
 def status_text(session: NotebookSession, settings: CodexMax, bridge: Bridge | None) -> str:
-    from ..agent.accounting import price_for
+    from ..config import DEFAULT_BASE_URL
+    from ..models import served_label
 
     agent = session.agent
     window = agent.meter.window
     used = agent.context_tokens()
     usage = agent.usage_total
+    served = agent.served_model
     cost = (
         f"about ${agent.cost:.2f}"
-        if price_for(settings.model, settings.prices) is not None
-        else "cost unknown (no price for this model: c.CodexMax.prices)"
+        if agent.price() is not None
+        else f"cost unknown (no price for {served or settings.model}: c.CodexMax.prices)"
     )
+    answered = ""
+    if served and served_label(served) == "scripted":
+        answered = "; answered by the scripted model server, not a real model"
+    elif served and not served.startswith(settings.model):
+        answered = f"; answered by {served}"
+    endpoint = "" if settings.base_url == DEFAULT_BASE_URL else f" at {settings.base_url}"
     if bridge is not None and bridge.present:
         client = bridge.peer.get("client") or "a frontend"
         where = f"{session.path}, live in {client} (bridge): edits and runs go there"
@@ -37,7 +45,7 @@ def status_text(session: NotebookSession, settings: CodexMax, bridge: Bridge | N
     lines = [
         f"session {agent.session_id} · turn {agent.turns} · {'working' if agent.busy else 'idle'}",
         f"notebook: {where}",
-        f"model: {settings.model} ({settings.provider}), effort "
+        f"model: {settings.model} ({settings.provider}{endpoint}{answered}), effort "
         f"{settings.reasoning_effort or 'default'}, approval {settings.approval}",
         f"context: {format_tokens(used)} of {format_tokens(window)} tokens "
         f"({used / window:.0%}; {format_tokens(max(0, window - used))} left; "
@@ -75,7 +83,8 @@ def status_data(session: NotebookSession | None, settings: CodexMax, busy: bool)
         "context_window": agent.meter.window,
         "compactions": agent.compactions,
         "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
-        "cost_usd": round(agent.cost, 6),
+        "cost_usd": round(agent.cost, 6) if agent.price() is not None else None,
+        "served_model": agent.served_model,
         "pending_approvals": list(getattr(agent.approver, "pending", [])),
     }
 

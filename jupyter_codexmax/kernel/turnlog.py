@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import events as ev
+from ..models import served_label
 
-__all__ = ["CallRecord", "TurnLog", "format_tokens"]
+__all__ = ["CallRecord", "Heading", "TurnLog", "format_tokens"]
 
 #: Characters of a tool's output kept for the details of its row.
 DETAIL_LIMIT = 4_000
@@ -24,6 +25,29 @@ _MARK = {"completed": "✓", "in_progress": "▸", "pending": "·"}
 
 def format_tokens(n: int) -> str:
     return f"{n / 1000:.1f}k" if n >= 10_000 else f"{n:,}"
+
+
+@dataclass(frozen=True)
+class Heading:
+    """What a turn's panel is headed with: the model, the effort, and the endpoint when it
+    is not OpenAI's. Once a model answered, the heading names that one (``scripted`` for
+    the scripted server), so a test server never passes for the real model."""
+
+    model: str
+    effort: str | None = None
+    endpoint: str | None = None
+
+    def text(self, served: str = "") -> str:
+        model = self.model
+        if served:
+            label = served_label(served)
+            model = label if not label.startswith(self.model) else self.model
+        parts = ["jupyter-codexmax", model]
+        if self.effort:
+            parts.append(self.effort)
+        if self.endpoint:
+            parts.append(self.endpoint)
+        return " · ".join(parts)
 
 
 @dataclass
@@ -75,7 +99,10 @@ class TurnLog:
     compactions: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    cost: float = 0.0
+    #: Estimated US dollars so far; None when the model's price is unknown.
+    cost: float | None = None
+    #: The model that answered, as the server named it ("" before the first answer).
+    served_model: str = ""
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     _answer_parts: list[str] = field(default_factory=list)
@@ -153,6 +180,7 @@ class TurnLog:
             self.input_tokens = event.total_input_tokens
             self.output_tokens = event.total_output_tokens
             self.cost = event.cost_usd
+            self.served_model = event.model or self.served_model
         elif isinstance(event, ev.CompactionStarted):
             self.activity = "compacting the context"
         elif isinstance(event, ev.CompactionFinished):
@@ -200,13 +228,14 @@ class TurnLog:
         used = self.context_tokens
         left = max(0, self.context_window - used)
         share = used / self.context_window
-        parts = [
+        parts = [f"{served_label(self.served_model)}"] if self.served_model else []
+        parts += [
             f"context {format_tokens(used)} of {format_tokens(self.context_window)} "
             f"({share:.0%}; {format_tokens(left)} left)",
             f"{self.compactions} compaction{'s' if self.compactions != 1 else ''}",
             f"{format_tokens(self.input_tokens)} in / {format_tokens(self.output_tokens)} out",
         ]
-        if self.cost:
+        if self.cost is not None:
             parts.append(f"about ${self.cost:.2f}")
         return " · ".join(parts)
 

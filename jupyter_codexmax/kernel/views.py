@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .. import events as ev
-from .turnlog import TurnLog
+from .turnlog import Heading, TurnLog
 
 __all__ = ["LogView", "TextView", "View", "make_view"]
 
@@ -31,13 +31,13 @@ class View(Protocol):
 class TextView:
     """Events as lines on the cell's standard output."""
 
-    def __init__(self, *, title: str) -> None:
+    def __init__(self, *, title: str | Heading) -> None:
         from ..cli.progress import Progress
 
         self.log = TurnLog()
         self.title = title
         self._progress = Progress(stream=_Stdout(), tty=False, prefix=False)  # type: ignore[arg-type]
-        self._job = self._progress.job(title)
+        self._job = self._progress.job(title if isinstance(title, str) else title.text())
 
     def handle(self, event: ev.Event) -> None:
         self.log.apply(event)
@@ -92,7 +92,7 @@ class LogView:
 def make_view(
     *,
     widgets: bool,
-    title: str,
+    title: str | Heading,
     interactive: bool,
     on_decision: Callable[[str, str], object] | None = None,
     on_stop: Callable[[], object] | None = None,

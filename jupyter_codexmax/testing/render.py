@@ -12,6 +12,7 @@ import json
 import time
 from typing import Any
 
+from ..models import SCRIPTED_MODEL_PREFIX
 from .script import Compaction, Fault, Part, Reply, chunks, encode_scripted
 
 __all__ = [
@@ -24,7 +25,6 @@ __all__ = [
 ]
 
 COMMENT = ": scripted keep-alive"
-SCRIPTED_MODEL_PREFIX = "scripted:"
 
 
 def _model(body: dict[str, Any]) -> str:
