@@ -810,6 +810,19 @@ async def test_end_of_file_pins_the_hunk_to_the_end(ctx: ToolContext, root: Path
     assert (root / "f.txt").read_text() == "x\ny\n"
 
 
+async def test_move_to_after_a_blank_line(ctx: ToolContext, root: Path) -> None:
+    write(root, {"a.txt": "a\n"})
+    await run(ctx, wrap("*** Update File: a.txt", "", "*** Move to: b.txt", "@@", "-a", "+b"))
+    assert snapshot(root) == expected_snapshot({"b.txt": "b\n"})
+
+
+async def test_line_numbers_after_at_at_get_a_hint(ctx: ToolContext, root: Path) -> None:
+    write(root, {"a.txt": "a\n"})
+    with pytest.raises(ToolError, match="'@@' takes a line of the file to find, not line numbers"):
+        await run(ctx, wrap("*** Update File: a.txt", "@@ -1,2 +1,2 @@", "-a", "+b"))
+    assert (root / "a.txt").read_text() == "a\n"
+
+
 async def test_error_names_the_file_and_the_lines(ctx: ToolContext, root: Path) -> None:
     write(root, {"m.py": "a\nb\n"})
     with pytest.raises(ToolError) as caught:

@@ -24,6 +24,7 @@ from .registry import ToolError
 __all__ = ["Chunk", "update_text"]
 
 _BREAK = re.compile(r"(\r\n|\r|\n)")
+_LINE_NUMBERS = re.compile(r"-\d+(,\d+)? \+\d+(,\d+)? @@")
 
 #: Codex's seek_sequence normalisation: Unicode punctuation to its ASCII look-alike.
 _PUNCTUATION = str.maketrans(
@@ -101,10 +102,10 @@ def _place(
     for context in chunk.contexts:
         found = _seek(texts, [context], cursor, False)
         if found is None:
-            raise ToolError(
-                f"{name}: the line after '@@' ({context!r}) is not in the file"
-                + _earlier(texts, [context], cursor, header is not None)
-            )
+            hint = _earlier(texts, [context], cursor, header is not None)
+            if _LINE_NUMBERS.match(context.strip()):
+                hint += "; '@@' takes a line of the file to find, not line numbers"
+            raise ToolError(f"{name}: the line after '@@' ({context!r}) is not in the file{hint}")
         header, cursor = found, found + 1
     core = chunk.core
     if not _old(core):  # only added lines

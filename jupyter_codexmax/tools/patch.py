@@ -154,15 +154,15 @@ class _Parser:
     def update(self, path: str) -> FileOp:
         op = FileOp("update", path)
         self.i += 1
-        if self.i < self.end and (move := _after(self.lines[self.i], MOVE)) is not None:
-            op.move_to = self.named(move, "Move to")
-            self.i += 1
         chunk: Chunk | None = None  # the hunk taking lines
         contexts: list[str] | None = None  # '@@' lines read for the next hunk
         opened = self.i
         while self.i < self.end:
             line = self.lines[self.i]
-            if line.startswith("@@"):
+            move = _after(line, MOVE) if not op.chunks and contexts is None else None
+            if move is not None and op.move_to is None:  # before the first hunk
+                op.move_to = self.named(move, "Move to")
+            elif line.startswith("@@"):
                 if contexts is None:
                     contexts, opened = [], self.i
                 rest = line[2:]
