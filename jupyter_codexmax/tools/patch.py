@@ -13,11 +13,11 @@
     *** Delete File: src/gone.py
     *** End Patch
 
-Hunks are found by their context and removed lines, not by line numbers: first exactly,
-then ignoring trailing whitespace, then ignoring all surrounding whitespace; the text after
-``@@`` (if any) names a line to find first; ``*** End of File`` pins a hunk to the end.
-Everything is checked before anything is written, so a patch applies whole or not at all.
-Notebooks are not patched as JSON: ``edit_notebook`` changes cells.
+The format and the matching follow the Codex CLI's ``apply_patch`` (codex-rs/apply-patch);
+docs/agent.md lists where this tool deliberately differs. The patch is parsed here and its
+hunks are placed by :mod:`._hunks`. Everything is checked before anything is written, so a
+patch applies whole or not at all. Notebooks are not patched as JSON: ``edit_notebook``
+changes cells.
 """
 
 from __future__ import annotations
@@ -29,25 +29,13 @@ from typing import Any, Literal
 
 from ..events import FileChanged
 from ..workspace import PathError, Workspace
+from ._hunks import Chunk, update_text
 from .registry import Access, Tool, ToolContext, ToolError, ToolResult
 
 __all__ = ["ApplyPatch", "FileChange", "apply_patch_text", "parse_patch"]
 
-
-@dataclass
-class Chunk:
-    header: str | None
-    #: The hunk's lines in order: (" " context, "-" removed, "+" added, text).
-    lines: list[tuple[str, str]] = field(default_factory=list)
-    at_end: bool = False
-
-    @property
-    def old(self) -> list[str]:
-        return [text for marker, text in self.lines if marker != "+"]
-
-    @property
-    def new(self) -> list[str]:
-        return [text for marker, text in self.lines if marker != "-"]
+BEGIN, END, END_OF_FILE = "*** Begin Patch", "*** End Patch", "*** End of File"
+ADD, DELETE, UPDATE, MOVE = "*** Add File:", "*** Delete File:", "*** Update File:", "*** Move to:"
 
 
 @dataclass
@@ -80,162 +68,147 @@ class FileChange:
         return "updated"
 
 
+def _after(line: str, marker: str) -> str | None:
+    """The path after a file marker (``*** Add File: x``), spaces around it ignored."""
+    text = line.strip()
+    return text[len(marker) :].strip() if text.startswith(marker) else None
+
+
 def parse_patch(text: str) -> list[FileOp]:
     """The file operations of a patch, or :class:`ToolError` saying what is wrong where."""
-    lines = text.strip("\n").splitlines()
+    # Lines end at "\n" only (a "\r" before it is dropped): a form feed or U+2028 inside a
+    # line is text, as in the Codex parser, not a line break as str.splitlines has it.
+    lines = [line.removesuffix("\r") for line in text.strip().split("\n")]
     # Tolerate a patch wrapped in a heredoc (``apply_patch <<'EOF' ... EOF``).
-    while lines and not lines[0].strip().startswith("*** Begin Patch"):
-        if lines[0].strip().startswith("***"):
-            break
-        lines.pop(0)
-    if not lines or lines[0].strip() != "*** Begin Patch":
-        raise ToolError("the patch must start with '*** Begin Patch'")
-    end = next(
-        (i for i in range(len(lines) - 1, 0, -1) if lines[i].strip() == "*** End Patch"), None
-    )
+    start = 0
+    while start < len(lines) and not lines[start].strip().startswith("***"):
+        start += 1
+    if start == len(lines) or lines[start].strip() != BEGIN:
+        raise ToolError(f"the patch must start with '{BEGIN}'")
+    end = next((i for i in range(len(lines) - 1, start, -1) if lines[i].strip() == END), None)
     if end is None:
-        raise ToolError("the patch must end with '*** End Patch'")
-    body = lines[1:end]
-    ops: list[FileOp] = []
-    i = 0
-    while i < len(body):
-        line = body[i]
-        if line.startswith("*** Add File: "):
-            op = FileOp("add", line[len("*** Add File: ") :].strip())
-            i += 1
-            while i < len(body) and not body[i].startswith("*** "):
-                if not body[i].startswith("+"):
-                    raise ToolError(
-                        f"Add File {op.path}: every line must start with '+' "
-                        f"(line {i + 2} of the patch)"
-                    )
-                op.content.append(body[i][1:])
-                i += 1
-            ops.append(op)
-        elif line.startswith("*** Delete File: "):
-            ops.append(FileOp("delete", line[len("*** Delete File: ") :].strip()))
-            i += 1
-        elif line.startswith("*** Update File: "):
-            op = FileOp("update", line[len("*** Update File: ") :].strip())
-            i += 1
-            if i < len(body) and body[i].startswith("*** Move to: "):
-                op.move_to = body[i][len("*** Move to: ") :].strip()
-                i += 1
-            chunk: Chunk | None = None
-            while i < len(body) and not (
-                body[i].startswith("*** ") and not body[i].startswith("*** End of File")
-            ):
-                current = body[i]
-                if current.startswith("@@"):
-                    chunk = Chunk(current[2:].strip() or None)
-                    op.chunks.append(chunk)
-                elif current.startswith("*** End of File"):
-                    if chunk is None:
-                        raise ToolError(f"Update File {op.path}: '*** End of File' before any hunk")
-                    chunk.at_end = True
-                else:
-                    if chunk is None:
-                        chunk = Chunk(None)
-                        op.chunks.append(chunk)
-                    marker, rest = (current[:1], current[1:]) if current else (" ", "")
-                    if marker in (" ", "-", "+"):
-                        chunk.lines.append((marker, rest))
-                    else:
-                        raise ToolError(
-                            f"Update File {op.path}: line {i + 2} of the patch starts with "
-                            f"{marker!r}; hunk lines start with ' ', '-' or '+'"
-                        )
-                i += 1
-            if not op.chunks and not op.move_to:
-                raise ToolError(f"Update File {op.path}: no hunks")
-            ops.append(op)
-        elif not line.strip():
-            i += 1
-        else:
-            raise ToolError(
-                f"line {i + 2} of the patch: expected '*** Add File:', "
-                f"'*** Update File:' or '*** Delete File:', got {line[:60]!r}"
-            )
+        raise ToolError(f"the patch must end with '{END}'")
+    parser = _Parser(lines, start + 1, end)
+    ops = parser.parse()
     if not ops:
         raise ToolError("the patch changes no files")
     return ops
 
 
-_PUNCTUATION = str.maketrans(
-    {
-        "\u2018": "'",
-        "\u2019": "'",
-        "\u201c": '"',
-        "\u201d": '"',
-        "\u2013": "-",
-        "\u2014": "-",
-        "\u00a0": " ",
-        "\u2212": "-",
-    }
-)
+class _Parser:
+    """Reads the lines between ``*** Begin Patch`` and ``*** End Patch``."""
 
+    def __init__(self, lines: list[str], start: int, end: int) -> None:
+        self.lines, self.i, self.end = lines, start, end
 
-def _find(lines: list[str], wanted: list[str], start: int, at_end: bool) -> int | None:
-    """Where ``wanted`` occurs in ``lines`` (from ``start``), matching ever more loosely."""
-    if not wanted:
-        return len(lines) if at_end else start
-    normalizers = (
-        lambda s: s,
-        str.rstrip,
-        str.strip,
-        lambda s: s.strip().translate(_PUNCTUATION),
-    )
-    for normal in normalizers:
-        want = [normal(w) for w in wanted]
-        last = len(lines) - len(wanted)
-        positions = range(last, start - 1, -1) if at_end else range(start, last + 1)
-        for i in positions:
-            if all(normal(lines[i + j]) == want[j] for j in range(len(want))):
-                return i
-    return None
+    def where(self, i: int | None = None) -> str:
+        return f"line {(self.i if i is None else i) + 1} of the patch"
 
-
-def _update(path: str, text: str, op: FileOp) -> str:
-    crlf = "\r\n" in text
-    trailing = text.endswith(("\n", "\r\n"))
-    lines = text.replace("\r\n", "\n").split("\n")
-    if trailing:
-        lines.pop()
-    cursor = 0
-    for number, chunk in enumerate(op.chunks, 1):
-        where = f"{path}, hunk {number}"
-        if chunk.header:
-            found = _find(lines, [chunk.header], cursor, False)
-            if found is None:
-                raise ToolError(
-                    f"{where}: the line after '@@' ({chunk.header!r}) is not in the file"
-                )
-            # The hunk follows the named line, or starts with it.
-            starts_with_it = bool(chunk.old) and chunk.old[0].strip() == chunk.header.strip()
-            cursor = found if starts_with_it else found + 1
-        index = _find(lines, chunk.old, cursor, chunk.at_end)
-        if index is None:
-            expected = "\n".join(chunk.old[:8])
-            raise ToolError(
-                f"{where}: these lines are not in the file (read it again and "
-                f"copy them exactly):\n{expected}"
-            )
-        # Context lines keep the file's own text: a loose match (other indentation,
-        # trailing space) must not rewrite lines the patch did not mean to change.
-        replacement: list[str] = []
-        position = index
-        for marker, line in chunk.lines:
-            if marker == " ":
-                replacement.append(lines[position])
-                position += 1
-            elif marker == "-":
-                position += 1
+    def parse(self) -> list[FileOp]:
+        ops: list[FileOp] = []
+        while self.i < self.end:
+            line = self.lines[self.i]
+            if (path := _after(line, ADD)) is not None:
+                ops.append(self.add(self.named(path, "Add File")))
+            elif (path := _after(line, DELETE)) is not None:
+                ops.append(FileOp("delete", self.named(path, "Delete File")))
+                self.i += 1
+            elif (path := _after(line, UPDATE)) is not None:
+                ops.append(self.update(self.named(path, "Update File")))
+            elif not line.strip():
+                self.i += 1
             else:
-                replacement.append(line)
-        lines[index : index + len(chunk.old)] = replacement
-        cursor = index + len(replacement)
-    result = "\n".join(lines) + ("\n" if trailing or not lines else "")
-    return result.replace("\n", "\r\n") if crlf else result
+                raise ToolError(
+                    f"{self.where()}: expected '*** Add File:', '*** Update File:' or "
+                    f"'*** Delete File:', got {line[:60]!r}"
+                )
+        return ops
+
+    def named(self, path: str, what: str) -> str:
+        if not path:
+            raise ToolError(f"{self.where()}: '*** {what}:' needs a path")
+        return path
+
+    def add(self, path: str) -> FileOp:
+        op = FileOp("add", path)
+        blank: list[str] = []  # blank lines are kept only if more '+' lines follow
+        self.i += 1
+        while self.i < self.end:
+            line = self.lines[self.i]
+            if line.startswith("+"):
+                op.content.extend(blank)
+                op.content.append(line[1:])
+                blank = []
+            elif not line.strip():
+                blank.append("")
+            elif line.lstrip().startswith("***"):
+                break
+            else:
+                raise ToolError(
+                    f"Add File {path}: every line must start with '+' ({self.where()} "
+                    f"does not: {line[:60]!r})"
+                )
+            self.i += 1
+        return op
+
+    def update(self, path: str) -> FileOp:
+        op = FileOp("update", path)
+        self.i += 1
+        chunk: Chunk | None = None  # the hunk taking lines
+        contexts: list[str] | None = None  # '@@' lines read for the next hunk
+        opened = self.i
+        while self.i < self.end:
+            line = self.lines[self.i]
+            move = _after(line, MOVE) if not op.chunks and contexts is None else None
+            if move is not None and op.move_to is None:  # before the first hunk
+                op.move_to = self.named(move, "Move to")
+            elif line.startswith("@@"):
+                if contexts is None:
+                    contexts, opened = [], self.i
+                rest = line[2:]
+                header = (rest[1:] if rest.startswith(" ") else rest).rstrip()
+                if header.strip():
+                    contexts.append(header)
+                chunk = None
+            elif line[:1] not in ("+", "-", " ") and line.strip() == END_OF_FILE:
+                if chunk is None:
+                    raise self.empty(path, self.i if contexts is None else opened)
+                chunk.at_end, chunk = True, None
+            elif line[:1] in ("+", "-", " ") or not line.strip():
+                if chunk is None and contexts is None:
+                    if not line.strip():
+                        self.i += 1  # a blank line between hunks
+                        continue
+                    if line.lstrip().startswith("***"):
+                        break  # an indented marker: no hunk is open for a context line
+                if chunk is None:
+                    chunk = Chunk(contexts or [])
+                    op.chunks.append(chunk)
+                    contexts = None
+                marker, text = (line[0], line[1:]) if line[:1] in ("+", "-", " ") else (" ", "")
+                chunk.lines.append((marker, text))
+            elif line.lstrip().startswith("***"):
+                break
+            else:
+                raise ToolError(
+                    f"Update File {path}: {self.where()} starts with {line[:1]!r}; hunk lines "
+                    "start with ' ', '-' or '+'"
+                )
+            self.i += 1
+        if contexts is not None:
+            raise self.empty(path, opened)
+        for found in op.chunks:
+            if not found.core:
+                raise ToolError(f"Update File {path}: a hunk has only blank lines; nothing to do")
+        if not op.chunks and not op.move_to:
+            raise ToolError(f"Update File {path}: no hunks")
+        return op
+
+    def empty(self, path: str, at: int) -> ToolError:
+        return ToolError(
+            f"Update File {path}: the hunk at {self.where(at)} has no lines; give the lines "
+            "to change (' ' context, '-' removed, '+' added)"
+        )
 
 
 def _diff(name: str, before: str, after: str) -> str:
@@ -252,54 +225,83 @@ def _diff(name: str, before: str, after: str) -> str:
     )
 
 
-def apply_patch_text(workspace: Workspace, text: str) -> list[FileChange]:
-    """Check a patch against the files and compute every change; writes nothing."""
-    changes: list[FileChange] = []
-    for op in parse_patch(text):
+class _Files:
+    """The workspace's files as the patch has left them so far (nothing written)."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self.pending: dict[Path, bytes | None] = {}
+
+    def resolve(self, raw: str) -> tuple[Path, str]:
         try:
-            path = workspace.resolve(op.path)
+            path = self.workspace.resolve(raw)
         except PathError as exc:
             raise ToolError(str(exc)) from exc
-        name = workspace.relative(path)
+        return path, self.workspace.relative(path)
+
+    def exists(self, path: Path) -> bool:
+        return self.pending[path] is not None if path in self.pending else path.exists()
+
+    def read(self, path: Path, name: str) -> bytes:
+        if path in self.pending:
+            data = self.pending[path]
+            if data is None:
+                raise ToolError(f"{name}: no such file (an earlier part of the patch removed it)")
+            return data
+        if path.is_dir():
+            raise ToolError(f"{name} is a folder, not a file")
+        if not path.is_file():
+            raise ToolError(f"{name}: no such file")
+        return path.read_bytes()
+
+
+def apply_patch_text(workspace: Workspace, text: str) -> list[FileChange]:
+    """Check a patch against the files and compute every change; writes nothing.
+
+    Operations apply in order, so a later one sees what an earlier one did to a file.
+    """
+    files = _Files(workspace)
+    changes: list[FileChange] = []
+    for op in parse_patch(text):
+        path, name = files.resolve(op.path)
         if path.suffix == ".ipynb":
             raise ToolError(f"{name}: notebooks are changed with edit_notebook, not patched")
         if op.kind == "add":
-            if path.exists():
+            if files.exists(path):
                 raise ToolError(f"{name} already exists; use '*** Update File:'")
-            content = "\n".join(op.content) + "\n"
-            changes.append(FileChange(path, None, content.encode(), diff=_diff(name, "", content)))
+            content = "".join(line + "\n" for line in op.content)
+            change = FileChange(path, None, content.encode(), diff=_diff(name, "", content))
+            files.pending[path] = change.after
+            changes.append(change)
             continue
-        if not path.is_file():
-            raise ToolError(f"{name}: no such file")
-        before = path.read_bytes()
+        before = files.read(path, name)
         if op.kind == "delete":
-            changes.append(
-                FileChange(
-                    path, before, None, diff=_diff(name, before.decode("utf-8", "replace"), "")
-                )
-            )
+            old = before.decode("utf-8", "replace")
+            changes.append(FileChange(path, before, None, diff=_diff(name, old, "")))
+            files.pending[path] = None
             continue
         try:
             old_text = before.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ToolError(f"{name} is not UTF-8 text; it cannot be patched") from exc
-        new_text = _update(name, old_text, op) if op.chunks else old_text
+        new_text = update_text(name, old_text, op.chunks) if op.chunks else old_text
         new_path = None
         if op.move_to:
-            try:
-                new_path = workspace.resolve(op.move_to)
-            except PathError as exc:
-                raise ToolError(str(exc)) from exc
-            if new_path.exists() and new_path != path:
-                raise ToolError(f"{workspace.relative(new_path)} already exists")
+            new_path, new_name = files.resolve(op.move_to)
             if new_path.suffix == ".ipynb":
                 raise ToolError(
-                    f"{workspace.relative(new_path)}: a file cannot be moved onto a notebook; "
+                    f"{new_name}: a file cannot be moved onto a notebook; "
                     "notebooks are changed with edit_notebook"
                 )
-        changes.append(
-            FileChange(path, before, new_text.encode(), new_path, _diff(name, old_text, new_text))
-        )
+            if new_path != path and files.exists(new_path):
+                raise ToolError(f"{new_name} already exists")
+        after = new_text.encode()
+        changes.append(FileChange(path, before, after, new_path, _diff(name, old_text, new_text)))
+        if new_path is not None and new_path != path:
+            files.pending[path] = None
+            files.pending[new_path] = after
+        else:
+            files.pending[path] = after
     return changes
 
 
