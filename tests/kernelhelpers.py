@@ -44,6 +44,10 @@ class Result:
         shown: dict[str, dict[str, Any]] = {}
         order: list[str] = []
         for kind, content in self.messages:
+            if kind == "clear_output":
+                shown.clear()
+                order.clear()
+                continue
             if kind not in ("display_data", "update_display_data", "execute_result"):
                 continue
             display_id = (content.get("transient") or {}).get("display_id") or str(len(order))

@@ -146,7 +146,15 @@ def test_widgets_and_approvals_in_the_input_prompt(
         )
     assert turn.ok, turn.stderr
     assert turn.prompts == ["Allow run_cells calc? [y]es / [n]o / [a]lways this session: "] * 2
-    assert "# cell calc\nx = 21\nprint(x * 3)" in turn.stdout, "what is to be run is shown"
+    # What is to be run is shown once: in the panel, not printed again above the prompt.
+    shown = [json.dumps(c) for t, c in turn.messages if t in ("comm_open", "comm_msg")]
+    assert any("# cell calc\\nx = 21\\nprint(x * 3)" in s for s in shown)
+    assert "# cell calc" not in turn.stdout
+    # The prompts and their answers go when the summary comes: the cell keeps the summary.
+    kinds = [t for t, _ in turn.messages]
+    assert kinds.count("clear_output") == 1
+    last_display = max(i for i, k in enumerate(kinds) if k == "display_data")
+    assert kinds.index("clear_output") == last_display - 1
     first = next(c for t, c in turn.messages if t == "display_data")
     assert "application/vnd.jupyter.widget-view+json" in first["data"]
     (final,) = turn.displays()

@@ -162,6 +162,7 @@ class Dispatcher:
                 log.debug("no approval detail for %s: %s", tool.name, exc)
                 detail = str(args)
             refusal = await self.ask(tool.name, access, summary, args, detail)
+            started = time.monotonic()  # the call's time is its own, not the person's
         if refusal is not None:
             agent.emit(
                 ev.ToolCallFinished(

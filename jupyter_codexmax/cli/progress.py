@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from .. import events as ev
+from ..text import plural
 
 __all__ = ["Progress"]
 
@@ -170,4 +171,4 @@ class Progress:
         elif isinstance(event, ev.TurnFinished):
             job.activity = "finished"
             took = time.monotonic() - job.started
-            self.line(job, f"{event.status} after {event.steps} steps ({took:.1f}s)")
+            self.line(job, f"{event.status} after {plural(event.steps, 'step')} ({took:.1f}s)")

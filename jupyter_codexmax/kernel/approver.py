@@ -37,8 +37,14 @@ class KernelApprover(FutureApprover):
             )
             return "refused"
         self.reason = "the user denied it"
+        session = host.session
+        view = session.view if session is not None else None
+        # The panel shows what is asked (the code, the command); a text log does not.
+        shown = view is not None and bool(view.mimebundle())
+        if session is not None:
+            session.prompted = True
         try:
-            return await host.main.call(lambda: ask_in_prompt(request))
+            return await host.main.call(lambda: ask_in_prompt(request, detail=not shown))
         except Interrupted:
             # An interrupt at the prompt stops the agent, as an interrupt anywhere in the
             # cell does: stopped here, on the agent's own loop, so nothing more is asked of
@@ -51,9 +57,10 @@ class KernelApprover(FutureApprover):
             return "deny"
 
 
-def ask_in_prompt(request: ApprovalRequest) -> Decision:
-    """``input()`` on the main thread: y(es), n(o), a(lways, for this session)."""
-    if request.detail:
+def ask_in_prompt(request: ApprovalRequest, *, detail: bool = True) -> Decision:
+    """``input()`` on the main thread: y(es), n(o), a(lways, for this session); the
+    request's detail printed first unless the panel shows it."""
+    if detail and request.detail:
         print(request.detail[:2_000], flush=True)
     while True:
         answer = (

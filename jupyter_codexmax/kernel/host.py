@@ -41,7 +41,7 @@ from .approver import KernelApprover
 from .sessions import NotebookSession
 from .threads import AgentLoop, MainThread
 from .turnlog import Heading, describe_proposal
-from .views import make_view
+from .views import View, make_view
 
 if TYPE_CHECKING:
     from ..config import CodexMax
@@ -50,6 +50,9 @@ if TYPE_CHECKING:
 __all__ = ["KernelHost"]
 
 log = logging.getLogger("jupyter_codexmax.kernel")
+
+#: Seconds between two refreshes of a working panel's clock.
+TICK = 1.0
 
 #: Seconds a second interrupt waits for the agent to stop before the cell gives up on it.
 STOP_WAIT = 10.0
@@ -249,8 +252,6 @@ class KernelHost:
         if approval is not None and approval not in APPROVALS:
             raise CodexmaxError(f"approval must be one of {', '.join(APPROVALS)}")
         self.refuse_if_working()
-        session = self.open_session(notebook, new)
-        agent = session.agent
         background = self.bridged and not wait
         view = make_view(
             widgets=(self.widgets() or background) and in_cell,
@@ -260,8 +261,18 @@ class KernelHost:
             on_stop=self.stop,
             silent=not in_cell,
         )
+        # The panel shows at once; the notebook and the session are read after it (the
+        # first time in a kernel, that imports the agent).
+        shown = output.open_panel(view) if in_cell else None
+        try:
+            session = self.open_session(notebook, new)
+        except BaseException:
+            if shown is not None:
+                output.close_panel(shown)  # the error is the cell's one line
+            raise
+        agent = session.agent
         if in_cell:
-            output.begin(session, view)
+            output.begin(session, view, shown)
         else:
             session.view = view
         if session.resumed is not None and session.resumed.turns == agent.turns:
@@ -281,6 +292,7 @@ class KernelHost:
                 self._turn(session, message, model=model, effort=effort, live=True)
             )
             self._running = future
+            self._tick(view, future)
 
             def finished(done: concurrent.futures.Future[Any]) -> None:
                 self.main.post(lambda: self._background_done(session, done, previous))
@@ -292,11 +304,25 @@ class KernelHost:
                 future = self.agent_loop.submit(
                     self._turn(session, message, model=model, effort=effort, live=False)
                 )
+                self._tick(view, future)
                 self._serve(future, session)
         finally:
             agent.set_approval(previous)
         if session.view is not None:
             session.turns.append(session.view.log)
+
+    def _tick(self, view: View, until: concurrent.futures.Future[Any]) -> None:
+        """Refresh the panel's clock every second until ``until`` is done: it tells wall
+        time through stalls and approval waits, when no event comes."""
+        main = self.main
+
+        async def tick() -> None:
+            while not until.done():
+                await asyncio.sleep(TICK)
+                if not until.done():
+                    main.post(view.refresh)
+
+        self.agent_loop.submit(tick())
 
     def refuse_if_working(self) -> None:
         """A turn (or operation) is running: nothing else may start or switch the session."""
@@ -394,10 +420,10 @@ class KernelHost:
                 else:
                     self.agent_loop.call(session.agent.stop)
                 if view is not None:
-                    view.note("stopping (interrupt again to stop waiting)")
+                    view.note("stopping (interrupt again to stop waiting)", transient=True)
                 return True
             if view is not None:
-                view.note("stopped waiting; the agent is still stopping")
+                view.note("stopped waiting; the agent is still stopping", transient=True)
             return False
 
         self._running = future

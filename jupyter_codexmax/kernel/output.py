@@ -19,37 +19,61 @@ if TYPE_CHECKING:
     from .sessions import NotebookSession
     from .views import View
 
-__all__ = ["begin", "show", "summary_to_frontend"]
+__all__ = ["begin", "close_panel", "open_panel", "show", "summary_to_frontend"]
 
 log = logging.getLogger("jupyter_codexmax.kernel")
 
 
-def begin(session: NotebookSession, view: View) -> None:
-    """A new operation's output: the live panel now (widgets), the summary later."""
-    session.view = view
-    session.in_background = False
-    session.display_id = f"codexmax-{uuid.uuid4().hex[:12]}"
-    session.bundle = {}
+def open_panel(view: View) -> tuple[str, dict[str, Any]]:
+    """Show the live panel (widgets) in the cell now: its display id, and what it shows
+    (nothing for a text log)."""
+    display_id = f"codexmax-{uuid.uuid4().hex[:12]}"
     bundle = view.mimebundle()
     if bundle:
         from IPython.display import display
 
         bundle = {**bundle, "text/plain": f"jupyter-codexmax: {view.log.activity}"}
-        display(bundle, raw=True, display_id=session.display_id)
-        session.bundle = bundle
+        display(bundle, raw=True, display_id=display_id)
+    return display_id, bundle
+
+
+def close_panel(shown: tuple[str, dict[str, Any]]) -> None:
+    """Take a panel away again (the operation could not start: its error says why)."""
+    display_id, bundle = shown
+    if bundle:
+        from IPython.display import update_display
+
+        update_display({"text/plain": ""}, raw=True, display_id=display_id)
+
+
+def begin(
+    session: NotebookSession, view: View, shown: tuple[str, dict[str, Any]] | None = None
+) -> None:
+    """A new operation's output: the live panel now (widgets; ``shown``: already there),
+    the summary later."""
+    session.view = view
+    session.in_background = False
+    session.prompted = False
+    session.display_id, session.bundle = shown if shown is not None else open_panel(view)
 
 
 def show(session: NotebookSession, *, final: bool) -> None:
     """The operation's output as it now stands: at the end, the static summary (with the
     record) replaces the live panel, which could not be shown again from a saved
     notebook."""
-    from IPython.display import display, update_display
+    from IPython.display import clear_output, display, update_display
 
     from ..session.store import OUTPUT_MIME
 
     view = session.view
     if view is None or session.display_id is None:
         return
+    if final and session.prompted and view.mimebundle():
+        # Under the panel, the input prompts asked and answered: the summary says what
+        # was decided, so the cell keeps the summary alone.
+        clear_output()
+        session.bundle = {}
+        session.prompted = False
     proposals = session.doc.proposals() if session.doc.exists or session.doc.cells else []
     bundle = view.log.bundle(proposals)
     if not final and view.mimebundle():

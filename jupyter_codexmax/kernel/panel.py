@@ -154,9 +154,14 @@ class Panel:
             self._show_meter()
         self.header.value = self._header_html()
 
-    def note(self, text: str) -> None:
+    def refresh(self) -> None:
+        """The header again: its clock tells wall time while no event comes."""
+        if self.log.finished is None:
+            self.header.value = self._header_html()
+
+    def note(self, text: str, *, transient: bool = False) -> None:
         """A line from the host (not an agent event): stopping, a command's result."""
-        self.log.notices.append(text)
+        self.log.note(text, transient=transient)
         self._show_notices()
 
     # -- parts --------------------------------------------------------------------------------
@@ -285,7 +290,8 @@ class Panel:
         )
 
     def _show_notices(self) -> None:
-        lines = [f"<div>{html.escape(n)}</div>" for n in self.log.notices[-8:]]
+        notes = [*self.log.notices[-8:], *([self.log.status_note] if self.log.status_note else [])]
+        lines = [f"<div>{html.escape(n)}</div>" for n in notes]
         if self.log.error:
             lines.append(
                 f"<div style='color:#cf222e'><b>error:</b> {html.escape(self.log.error)}</div>"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..text import plural
 from .turnlog import describe_proposal, format_tokens
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def status_text(session: NotebookSession, settings: CodexMax, bridge: Bridge | N
         f"context: {format_tokens(used)} of {format_tokens(window)} tokens "
         f"({used / window:.0%}; {format_tokens(max(0, window - used))} left; "
         f"compaction at {settings.compaction_threshold:.0%}); "
-        f"{agent.compactions} compaction{'s' if agent.compactions != 1 else ''}",
+        f"{plural(agent.compactions, 'compaction')}",
         f"usage: {usage.input_tokens:,} in ({usage.cached_input_tokens:,} cached), "
         f"{usage.output_tokens:,} out ({usage.reasoning_tokens:,} reasoning); {cost}",
     ]

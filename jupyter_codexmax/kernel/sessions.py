@@ -66,6 +66,9 @@ class NotebookSession:
         self.cell_id: str | None = None
         #: Whether the current turn or operation runs in the background.
         self.in_background = False
+        #: Whether the current operation asked in the input prompt (its question and the
+        #: answer stay in the cell's output until the summary replaces them).
+        self.prompted = False
         #: The working copy's runner and session saver (to go back to without a bridge).
         self.runner: Any = None
         self.saver: Any = None

@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import events as ev
 from ..models import served_label
+from ..text import plural
 
 __all__ = ["CallRecord", "Heading", "TurnLog", "format_tokens"]
 
@@ -92,6 +93,9 @@ class TurnLog:
     runs: list[ev.CellRan] = field(default_factory=list)
     files: list[ev.FileChanged] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
+    #: A line about what the host is doing now ("stopping ..."): shown while it is true,
+    #: never kept in the summary.
+    status_note: str = ""
     error: str | None = None
     approvals: dict[str, ev.ApprovalRequested] = field(default_factory=dict)
     context_tokens: int = 0
@@ -105,6 +109,8 @@ class TurnLog:
     served_model: str = ""
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
+    #: The turn's finished messages, and the parts of the one being streamed.
+    _messages: list[str] = field(default_factory=list)
     _answer_parts: list[str] = field(default_factory=list)
 
     # -- gathering ----------------------------------------------------------------------------
@@ -125,14 +131,16 @@ class TurnLog:
         elif isinstance(event, ev.StepStarted):
             self.steps = event.step
             self.activity = "thinking"
+            self._streamed([])
         elif isinstance(event, ev.TextDelta):
-            self._answer_parts.append(event.text)
-            self.answer = "".join(self._answer_parts)
+            self._streamed([*self._answer_parts, event.text])
             self.activity = "writing"
         elif isinstance(event, ev.AssistantMessage):
-            # The whole message (also when the provider did not stream it).
-            self._answer_parts = [event.text]
-            self.answer = event.text
+            # The whole message (also when the provider did not stream it): the next one,
+            # in a later step, is a paragraph of its own.
+            if event.text.strip():
+                self._messages.append(event.text.strip())
+            self._streamed([])
         elif isinstance(event, ev.ReasoningDelta):
             self.reasoning += event.text
         elif isinstance(event, ev.ToolCallStarted):
@@ -193,6 +201,7 @@ class TurnLog:
         elif isinstance(event, ev.CompactionFailed):
             self.notices.append(event.message)
         elif isinstance(event, ev.RetryNotice):
+            self._streamed([])  # the retried request starts its answer again
             self.notices.append(
                 f"retrying in {event.delay:.1f}s ({event.attempt}/{event.max_retries}): "
                 f"{event.reason}"
@@ -206,10 +215,27 @@ class TurnLog:
             self.steps = event.steps
             self.finished = time.monotonic()
             self.activity = event.status
-            if event.final_text:
-                self.answer = event.final_text
+            self.status_note = ""
+            if event.final_text.strip() and event.final_text.strip() not in self._messages:
+                self._messages.append(event.final_text.strip())
+            self._streamed([])
             if event.error:
                 self.error = event.error
+
+    def note(self, text: str, *, transient: bool = False) -> None:
+        """A line from the host; a ``transient`` one replaces the last and goes when the
+        turn ends."""
+        if transient:
+            self.status_note = "" if self.finished is not None else text
+        else:
+            self.notices.append(text)
+
+    def _streamed(self, parts: list[str]) -> None:
+        """The message being streamed is now ``parts``; the answer is every message of the
+        turn so far, a paragraph each."""
+        self._answer_parts = parts
+        current = "".join(parts).strip()
+        self.answer = "\n\n".join([*self._messages, current] if current else self._messages)
 
     def _detail(self, text: str) -> None:
         record = self.current_call()
@@ -232,7 +258,7 @@ class TurnLog:
         parts += [
             f"context {format_tokens(used)} of {format_tokens(self.context_window)} "
             f"({share:.0%}; {format_tokens(left)} left)",
-            f"{self.compactions} compaction{'s' if self.compactions != 1 else ''}",
+            plural(self.compactions, "compaction"),
             f"{format_tokens(self.input_tokens)} in / {format_tokens(self.output_tokens)} out",
         ]
         if self.cost is not None:
@@ -244,7 +270,7 @@ class TurnLog:
 
     def headline(self) -> str:
         state = {
-            "done": f"done in {self.steps} step{'s' if self.steps != 1 else ''}",
+            "done": f"done in {plural(self.steps, 'step')}",
             "stopped": "stopped",
             "failed": "failed",
         }.get(self.status, self.activity)
@@ -260,7 +286,9 @@ class TurnLog:
         if self.answer.strip():
             lines += [self.answer.strip(), ""]
         if self.calls:
-            lines.append(f"<details><summary>What it did ({len(self.calls)} actions)</summary>")
+            lines.append(
+                f"<details><summary>What it did ({plural(len(self.calls), 'action')})</summary>"
+            )
             lines.append("")
             for record in self.calls:
                 lines.append(f"- {_escape(record.title)}")
@@ -280,9 +308,10 @@ class TurnLog:
                 "cell below.",
                 "",
             ]
-        for notice in self.notices[-5:]:
-            lines.append(f"- _{_escape(notice)}_")
         if self.notices:
+            # Under a label of their own: a list right after the plan's would join it.
+            lines += ["**Notes**", ""]
+            lines += [f"* _{_escape(notice)}_" for notice in self.notices[-5:]]
             lines.append("")
         context = self.context_line()
         if context:

@@ -23,9 +23,14 @@ class View(Protocol):
 
     def handle(self, event: ev.Event) -> None: ...
 
-    def note(self, text: str) -> None: ...
+    def note(self, text: str, *, transient: bool = False) -> None:
+        """A line from the host, not an agent event. ``transient``: true only for now
+        ("stopping ..."): shown while the turn runs, not kept in its summary."""
 
     def mimebundle(self) -> dict[str, Any]: ...
+
+    def refresh(self) -> None:
+        """Show the time that passed (called every second while the turn runs)."""
 
 
 class TextView:
@@ -53,11 +58,14 @@ class TextView:
             return
         self._progress.handle(self._job, event)
 
-    def note(self, text: str) -> None:
+    def note(self, text: str, *, transient: bool = False) -> None:
         self._progress.line(self._job, text)
 
     def mimebundle(self) -> dict[str, Any]:
         return {}
+
+    def refresh(self) -> None:
+        return None
 
 
 class _Stdout:
@@ -82,11 +90,14 @@ class LogView:
     def handle(self, event: ev.Event) -> None:
         self.log.apply(event)
 
-    def note(self, text: str) -> None:
-        self.log.notices.append(text)
+    def note(self, text: str, *, transient: bool = False) -> None:
+        self.log.note(text, transient=transient)
 
     def mimebundle(self) -> dict[str, Any]:
         return {}
+
+    def refresh(self) -> None:
+        return None
 
 
 def make_view(
