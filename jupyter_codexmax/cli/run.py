@@ -239,10 +239,13 @@ async def _run_one(
             "usage": _usage(agent.usage_total),
             "cost_usd": round(agent.cost, 6),
         },
+        "filled": doc.filled if doc.writes and doc.filled else None,
         "wall_time": round(outcome.seconds, 3),
         "final_message": turn.final_text,
         "kernel_starts": runner.starts,
     }
+    if data["filled"]:
+        progress.line(say, f"written with missing required keys filled: {doc.filled}")
     # Values, not JSON text, are masked (escapes hide word boundaries from the patterns),
     # with the credentials of this process's environment too.
     outcome.data = secrets.redact_value(data, secrets.credential_values(os.environ))
@@ -367,6 +370,8 @@ def print_summary(outcomes: list[NotebookOutcome], out: Any = None) -> None:
             f"{usage.get('output_tokens', 0):,} out; time: {outcome.seconds:.1f}s",
             file=out,
         )
+        if data.get("filled"):
+            print(f"  written with missing required keys filled: {data['filled']}", file=out)
         if outcome.error:
             print(f"  error: {outcome.error}", file=out)
         final = (data.get("final_message") or "").strip()

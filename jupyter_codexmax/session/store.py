@@ -132,14 +132,20 @@ class SessionRecord:
 
 @cache
 def _validator() -> Any:
-    from jsonschema import Draft202012Validator
+    """The record's schema, compiled by fastjsonschema (nbformat's own validator). Not
+    jsonschema: importing it loads every format checker, seconds with some of them
+    installed. The schema uses nothing beyond draft 7 (``$defs`` are plain JSON pointers)."""
+    import fastjsonschema
 
     schema = json.loads(resources.files(__package__).joinpath("schema.json").read_text("utf-8"))
-    return Draft202012Validator(schema)
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    return fastjsonschema.compile(schema)
 
 
 def validate_record(data: Any, where: str = "the notebook") -> None:
     """Raise :class:`SessionError` unless ``data`` is a version-1 record."""
+    from fastjsonschema import JsonSchemaValueException
+
     if not isinstance(data, dict):
         raise SessionError(
             f"{where}: the codexmax session record is not an object; it was left as it is"
@@ -151,15 +157,16 @@ def validate_record(data: Any, where: str = "the notebook") -> None:
             f"(schema {version}; this one reads {SCHEMA_VERSION}); it was left as it is. "
             "Upgrade jupyter-codexmax to continue it, or start a new session"
         )
-    errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        first = errors[0]
-        path = "/".join(str(p) for p in first.absolute_path) or "the record"
+    try:
+        _validator()(data)
+    except JsonSchemaValueException as exc:
+        path = "/".join(str(p) for p in exc.path[1:]) or "the record"
+        message = exc.message.removeprefix(exc.name).strip() if exc.name else exc.message
         raise SessionError(
             f"{where}: the codexmax session record is damaged ({path}: "
-            f"{' '.join(first.message.split())[:160]}); it was left as it is. Start a new "
+            f"{' '.join(message.split())[:160]}); it was left as it is. Start a new "
             "session to replace it"
-        )
+        ) from None
 
 
 def read_record(metadata: Any, where: str = "the notebook") -> SessionRecord | None:
