@@ -44,7 +44,9 @@ __all__ = [
     "SCHEMA_VERSION",
     "SessionError",
     "SessionRecord",
+    "find_record",
     "fit_record",
+    "latest_record",
     "read_record",
     "record_digest",
     "validate_record",
@@ -208,13 +210,23 @@ def latest_record(
     """The most recent session stored in ``nb`` (metadata or ``%%agent`` outputs) or in
     ``extra`` sources; None when there is none. Every record is validated: a damaged or
     newer one is :class:`SessionError`, naming where it is, and is left as it is."""
-    records: list[SessionRecord] = []
+    found = find_record(nb, where, extra)
+    return found[1] if found is not None else None
+
+
+def find_record(
+    nb: Any, where: str = "the notebook", extra: list[tuple[str, Any]] | None = None
+) -> tuple[str, SessionRecord] | None:
+    """As :func:`latest_record`, with where the record was found (``metadata``, ``the
+    output of cell N``, or the label of an ``extra`` source). Of equal records, the
+    notebook's own comes first."""
+    records: list[tuple[str, SessionRecord]] = []
     for label, data in [*record_sources(nb), *(extra or [])]:
         validate_record(data, f"{where} ({label})" if label != "metadata" else where)
-        records.append(SessionRecord.from_json(data))
+        records.append((label, SessionRecord.from_json(data)))
     if not records:
         return None
-    return max(records, key=lambda r: (r.updated, r.turns))
+    return max(records, key=lambda found: (found[1].updated, found[1].turns))
 
 
 def fit_record(
