@@ -56,7 +56,7 @@ HEADER = re.compile(r"^§(\d+) (.+?) (\S+)(?: \[(\d+)\])?(?: attachments=\S+)?$"
 FILLED = {
     "nbclient/Output.ipynb": "kernelspec name; kernelspec display_name",
     "nbformat/invalid.ipynb": "source of 1 cell",
-    "nbformat/invalid_unique_cell_id.ipynb": "1 repeated cell id(s) renamed",
+    "nbformat/invalid_unique_cell_id.ipynb": "1 repeated cell id renamed",
     "nbformat/no_min_version.ipynb": "nbformat_minor",
     "nbformat/v4_5_no_cell_id.ipynb": "id of 1 cell",
 }

@@ -176,7 +176,8 @@ class V4Read:
             for (unit, key), n in self._counts.items()
         ]
         if self.renamed_ids:
-            parts.append(f"{self.renamed_ids} repeated cell id(s) renamed")
+            n = self.renamed_ids
+            parts.append(f"{n} repeated cell id{'' if n == 1 else 's'} renamed")
         return "; ".join(parts)
 
 
@@ -289,12 +290,10 @@ def _repair_ids(check: _Checker, cells: list[Any]) -> None:
     """Cells of nbformat 4.5 on need unique ids: a missing one is filled, a repeated or
     empty one renamed (as nbformat does on reading); ids of the wrong type are refused."""
     taken: set[str] = set()
-    for cell in cells:
+    for number, cell in enumerate(cells, 1):
         cid = cell.get("id")
         if cid is not None and not isinstance(cid, str):
-            raise check.refuse(
-                "", f"cell {cells.index(cell) + 1}: 'id' is {json_type(cid)}, not text"
-            )
+            raise check.refuse("", f"cell {number}: 'id' is {json_type(cid)}, not text")
         if isinstance(cid, str) and cid:
             taken.add(cid)
     seen: set[str] = set()
