@@ -94,9 +94,9 @@ class Session:
 
 def without_session(path: Path) -> bytes:
     """The notebook's bytes as our writer makes them, without the agent's metadata key."""
-    from jupyter_codexmax.notebook.file import _from_v4_dict, notebook_bytes
+    from jupyter_codexmax.notebook.nbjson import notebook_bytes, read_v4
 
-    nb = _from_v4_dict(json.loads(path.read_text()))
+    nb, _ = read_v4(json.loads(path.read_text()), str(path))
     nb.metadata.pop("codexmax", None)
     return notebook_bytes(nb)
 

@@ -96,35 +96,57 @@ def _content(node: Any) -> Any:
     return node
 
 
-def corpus_notebooks(shared: Path) -> list[Path]:
+def corpus_rows(shared: Path) -> list[dict[str, str]]:
     with (shared / "corpus" / "MANIFEST.tsv").open() as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def corpus_notebooks(shared: Path) -> list[Path]:
+    rows = corpus_rows(shared)
     return [shared / "corpus" / r["file"] for r in rows if r["read_as_v4"].startswith("ok")]
 
 
 def test_a_text_only_run_leaves_every_corpus_notebook_unchanged(
     tmp_path: Path, shared: Path, scripted_server: ScriptedModelServer
 ) -> None:
+    """Unchanged but for the agent's own key, and the required keys a notebook lacked
+    (filled with empty values; the run says which, and then the notebook validates)."""
+    import nbformat
+
     copies = []
     for number, source in enumerate(corpus_notebooks(shared)):
         target = tmp_path / f"{number:02d}-{source.name}"
         shutil.copyfile(source, target)
         copies.append((source, target))
     scripted_server.load({"steps": [{"text": "Nothing to change here."}], "after_last": "repeat"})
+    report = tmp_path / "report.json"
     result = run(
-        [str(t) for _, t in copies] + ["--task", "Describe this notebook", "--jobs", "4"],
+        [str(t) for _, t in copies]
+        + ["--task", "Describe this notebook", "--jobs", "4", "--report", str(report)],
         scripted_server,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(copies) >= 40
     from jupyter_codexmax.notebook.file import FileNotebook
 
+    filled = {
+        Path(e["path"]).name: e["filled"]
+        for e in json.loads(report.read_text())["notebooks"]
+        if e["filled"]
+    }
+    assert len(filled) == 5, filled
     for source, target in copies:
         before = _content(json.loads(source.read_text()))
         after = json.loads(target.read_text())
         session = after.get("metadata", {}).pop("codexmax", None)
-        assert _content(after) == before, f"{source.name}: only the agent's own key may change"
         original = FileNotebook.open(source)
+        if target.name in filled:
+            assert filled[target.name] == original.filled
+            assert f"written with missing required keys filled: {original.filled}" in result.stdout
+            if "heading" not in json.dumps(after):  # missing keys were all that was wrong
+                nbformat.validate(nbformat.from_dict(after))
+        else:
+            assert _content(after) == before, f"{source.name}: only the agent's own key may change"
         if not original.writable:
             assert session is None, "old formats are never written"
             assert target.read_bytes() == source.read_bytes()
@@ -135,6 +157,23 @@ def test_a_text_only_run_leaves_every_corpus_notebook_unchanged(
     assert len(scripted_server.requests_to("responses")) == len(copies)
 
 
+def test_an_unreadable_corpus_notebook_is_refused_in_one_line(
+    tmp_path: Path, shared: Path, scripted_server: ScriptedModelServer
+) -> None:
+    rows = [r for r in corpus_rows(shared) if not r["read_as_v4"].startswith("ok")]
+    assert len(rows) == 3
+    for row in rows:
+        target = tmp_path / Path(row["file"]).name
+        shutil.copyfile(shared / "corpus" / row["file"], target)
+        before = target.read_bytes()
+        result = run([str(target), "--task", "Describe this notebook"], scripted_server)
+        assert result.returncode == 2
+        (line,) = result.stderr.splitlines()
+        assert line.startswith(f"jupyter-codexmax: error: {target}: cannot be read"), line
+        assert target.read_bytes() == before
+    assert scripted_server.requests == []
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
@@ -142,7 +181,7 @@ def test_a_text_only_run_leaves_every_corpus_notebook_unchanged(
         ('{"cells": []}', "it has no nbformat version"),
         (
             '{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": "nope"}',
-            "'cells' is not a list",
+            "'cells' is text, not a list",
         ),
     ],
 )

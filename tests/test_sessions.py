@@ -479,6 +479,66 @@ def test_a_new_process_carries_on_the_session(
     assert third is not None and third.session_id != first.session_id and third.turns == 1
 
 
+def test_a_read_only_run_is_continued_by_the_next(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """A read-only run writes nothing to the notebook, and still its session is where the
+    next run finds it (this machine's journal); ``session`` shows it."""
+    path = make_notebook(tmp_path / "nb.ipynb", [("a", "code", "x = 1")])
+    before, stamp = path.read_bytes(), path.stat().st_mtime_ns
+    read_only = ["--approval", "read-only"]
+    scripted_server.load([{"text": "Noted: the launch code is HERON-7."}])
+    first = codexmax(
+        ["run", str(path), "--task", "Remember that the launch code is HERON-7.", *read_only],
+        scripted_server,
+    )
+    assert "kept nowhere" not in first.stderr
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == (before, stamp)
+    shown = codexmax(["session", str(path)], scripted_server).stdout
+    assert "turns: 1;" in shown and "kept: on this machine only" in shown
+    assert "Remember that the launch code is HERON-7." in shown, "the ledger's task"
+
+    scripted_server.load(
+        [{"expect": {"contains": "HERON-7"}, "text": "The launch code is HERON-7."}]
+    )
+    second = codexmax(
+        ["run", str(path), "--task", "What is the launch code?", *read_only], scripted_server
+    )
+    assert "continuing session" in second.stderr and "kept on this machine" in second.stderr
+    (request,) = scripted_server.requests_to("responses")
+    text = json.dumps(request.body["input"])
+    assert "Remember that the launch code is HERON-7." in text
+    assert "Noted: the launch code is HERON-7." in text, "the first run's answer"
+    assert text.index("HERON-7") < text.index(RESUMED) < text.index("What is the launch code")
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == (before, stamp)
+    shown = codexmax(["session", str(path)], scripted_server).stdout
+    assert "turns: 2;" in shown and "kept: on this machine only" in shown
+    session_id = re.search(r"session (\w+)", shown)
+
+    # A run that may write carries on the same session and stores it in the notebook.
+    scripted_server.load([{"expect": {"contains": "HERON-7"}, "text": "Noted."}])
+    codexmax(["run", str(path), "--task", "Thanks."], scripted_server)
+    record = read_record(FileNotebook.open(path).metadata)
+    assert session_id is not None and record is not None
+    assert (record.session_id, record.turns) == (session_id.group(1), 3)
+    shown = codexmax(["session", str(path)], scripted_server).stdout
+    assert "turns: 3;" in shown and "kept: in the notebook's metadata" in shown
+
+
+def test_a_read_only_run_without_the_journal_says_it_keeps_nothing(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    path = make_notebook(tmp_path / "nb.ipynb", [("a", "code", "x = 1")])
+    before = path.read_bytes()
+    scripted_server.load({"steps": [{"text": "Looked."}], "after_last": "repeat"})
+    args = ["run", str(path), "--task", "Look", "--approval", "read-only"]
+    first = codexmax(args, scripted_server, "--CodexMax.journal=False")
+    assert "read-only with the journal off: this session is kept nowhere" in first.stderr
+    second = codexmax(args, scripted_server, "--CodexMax.journal=False")
+    assert "continuing session" not in second.stderr
+    assert path.read_bytes() == before
+
+
 def test_a_full_stored_context_is_compacted_before_the_first_request(
     tmp_path: Path, scripted_server: ScriptedModelServer
 ) -> None:

@@ -365,7 +365,12 @@ class SessionApp(_Base):
         from .sessions import show_session
 
         settings = self.settings()
-        return show_session(self.extra_args[0], as_json=self.as_json, cap=settings.session_cap)
+        return show_session(
+            self.extra_args[0],
+            as_json=self.as_json,
+            cap=settings.session_cap,
+            journal=settings.journal,
+        )
 
 
 class CompactApp(_Base):

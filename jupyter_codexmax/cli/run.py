@@ -34,11 +34,13 @@ from typing import Any
 from .. import secrets
 from ..agent.approvals import RefusingApprover
 from ..agent.core import Agent, TurnResult
+from ..agent.session import SaveSession
 from ..config import CodexMax
 from ..notebook.document import NotebookError
 from ..notebook.file import FileNotebook, atomic_write
 from ..providers.base import Usage
-from ..session.store import SessionError, SessionRecord, latest_record
+from ..session.journal import MACHINE, kept_here
+from ..session.store import SessionError, SessionRecord, find_record
 from ..workspace import PathError, Workspace
 from .progress import Progress
 
@@ -109,11 +111,13 @@ def _cell_diff(cid: str, old: str, new: str, what: str) -> str:
 
 @dataclass
 class Prepared:
-    """A notebook checked and ready: its document, workspace and stored session."""
+    """A notebook checked and ready: its document, workspace and stored session (and where
+    that was found: ``metadata``, a cell's output, or this machine's journal)."""
 
     doc: FileNotebook
     workspace: Workspace
     record: SessionRecord | None
+    record_source: str = ""
 
 
 def open_all(
@@ -141,14 +145,18 @@ def open_all(
         if not workspace.contains(doc.path):
             problems.append(f"{doc.path}: not inside the workspace {workspace.root}")
             continue
-        record = None
+        found = None
         if not new_session:
             try:
-                record = latest_record(doc.nb, str(doc.path))
+                extra = kept_here(doc.path) if settings.journal else []
+                found = find_record(doc.nb, str(doc.path), extra)
             except SessionError as exc:
                 problems.append(f"{exc} (or run with --new-session)")
                 continue
-        prepared.append(Prepared(doc, workspace, record))
+        if found is None:
+            prepared.append(Prepared(doc, workspace, None))
+        else:
+            prepared.append(Prepared(doc, workspace, found[1], found[0]))
     return prepared, problems
 
 
@@ -164,10 +172,11 @@ async def _run_one(
     before_ids = doc.ids
     say = progress.job(name)
     if job.record is not None:
+        kept = "; kept on this machine" if job.record_source == MACHINE else ""
         progress.line(
             say,
             f"continuing session {job.record.session_id[:8]} (turn "
-            f"{job.record.turns + 1}; --new-session starts a new one)",
+            f"{job.record.turns + 1}{kept}; --new-session starts a new one)",
         )
     if not doc.writable:
         major, minor = doc.version
@@ -186,7 +195,13 @@ async def _run_one(
         approver=RefusingApprover(),
         on_event=progress.handler(name),
         resume=job.record,
+        save_session=_saver(settings, doc),
     )
+    # The saver decides itself whether to write the notebook, so it is called at the
+    # read-only level too (to keep the session on this machine).
+    agent.saver_writes_notebook = False
+    if settings.approval == "read-only" and not settings.journal:
+        progress.line(say, "read-only with the journal off: this session is kept nowhere")
     try:
         if options.timeout:
             try:
@@ -240,14 +255,37 @@ async def _run_one(
             "cost_usd": round(agent.cost, 6) if agent.price() is not None else None,
         },
         "served_model": agent.served_model,
+        "filled": doc.filled if doc.writes and doc.filled else None,
         "wall_time": round(outcome.seconds, 3),
         "final_message": turn.final_text,
         "kernel_starts": runner.starts,
     }
+    if data["filled"]:
+        progress.line(say, f"written with missing required keys filled: {doc.filled}")
     # Values, not JSON text, are masked (escapes hide word boundaries from the patterns),
     # with the credentials of this process's environment too.
     outcome.data = secrets.redact_value(data, secrets.credential_values(os.environ))
     return outcome
+
+
+def _saver(settings: CodexMax, doc: FileNotebook) -> SaveSession:
+    """The session's saver: this machine keeps the latest record of the notebook (with the
+    journal on), and the notebook gets it in its metadata unless the run is read-only or
+    the notebook an old format (never rewritten). So a read-only run is continued by the
+    next run on this machine, and leaves the notebook byte for byte as it was."""
+    from ..session.journal import remember_notebook
+    from ..session.store import METADATA_KEY
+
+    writes_notebook = settings.approval != "read-only" and doc.writable
+
+    async def save(record: dict[str, Any]) -> None:
+        if settings.journal:
+            remember_notebook(doc.path, record)
+        if writes_notebook:
+            await doc.set_metadata(METADATA_KEY, record)
+            await doc.save()
+
+    return save
 
 
 def _usage(usage: Usage) -> dict[str, int]:
@@ -368,6 +406,8 @@ def print_summary(outcomes: list[NotebookOutcome], out: Any = None) -> None:
             f"{usage.get('output_tokens', 0):,} out; time: {outcome.seconds:.1f}s",
             file=out,
         )
+        if data.get("filled"):
+            print(f"  written with missing required keys filled: {data['filled']}", file=out)
         if outcome.error:
             print(f"  error: {outcome.error}", file=out)
         final = (data.get("final_message") or "").strip()

@@ -11,25 +11,41 @@ from ..config import CodexMax
 from ..notebook.document import NotebookError
 from ..notebook.file import FileNotebook
 from ..providers.items import message_text
+from ..session.journal import MACHINE, kept_here
 from ..session.store import (
     METADATA_KEY,
     OUTPUT_MIME,
     SessionError,
     SessionRecord,
-    latest_record,
+    find_record,
     record_sources,
 )
 
 __all__ = ["compact_notebook", "show_session", "strip_notebooks"]
 
 
-def _open(path: str) -> tuple[FileNotebook, SessionRecord | None]:
+def _open(path: str, journal: bool = True) -> tuple[FileNotebook, str, SessionRecord | None]:
+    """The notebook, and its latest session (the notebook's, or the one this machine keeps
+    for it when that is newer) with where it was found."""
     doc = FileNotebook.open(path)
-    return doc, latest_record(doc.nb, str(doc.path))
+    found = find_record(doc.nb, str(doc.path), kept_here(doc.path) if journal else [])
+    return (doc, *found) if found is not None else (doc, "", None)
 
 
-def show_session(path: str, *, as_json: bool, cap: int, out: TextIO = sys.stdout) -> int:
-    doc, record = _open(path)
+def _kept(source: str) -> str:
+    if source == MACHINE:
+        return (
+            "on this machine only, not in the notebook (a read-only run, an old nbformat, "
+            "or a kernel's session not yet saved with the notebook); the next run or "
+            "%%agent here continues it"
+        )
+    return "in the notebook's metadata" if source == "metadata" else f"in {source}"
+
+
+def show_session(
+    path: str, *, as_json: bool, cap: int, journal: bool = True, out: TextIO = sys.stdout
+) -> int:
+    doc, source, record = _open(path, journal)
     if record is None:
         print(f"{doc.path}: no jupyter-codexmax session", file=out)
         return 0
@@ -40,6 +56,7 @@ def show_session(path: str, *, as_json: bool, cap: int, out: TextIO = sys.stdout
     usage = record.usage
     size = record.size()
     print(f"{doc.path}: session {record.session_id}", file=out)
+    print(f"  kept: {_kept(source)}", file=out)
     print(f"  model: {record.model} ({record.provider}), effort {record.effort}", file=out)
     print(
         f"  turns: {record.turns}; compactions: {record.compactions}; created "
@@ -122,7 +139,7 @@ def compact_notebook(settings: CodexMax, path: str, out: TextIO = sys.stdout) ->
     from ..agent.core import Agent
     from ..workspace import Workspace
 
-    doc, record = _open(path)
+    doc, _, record = _open(path, settings.journal)
     if record is None:
         raise SessionError(f"{doc.path}: no jupyter-codexmax session to compact")
     if not doc.writable:

@@ -82,10 +82,9 @@ class DetachedNotebook(NotebookDocument):
     @classmethod
     def empty(cls, path: Path) -> DetachedNotebook:
         """A working copy with no file behind it."""
-        from nbformat import v4
+        from .nbjson import new_notebook
 
-        nb = v4.new_notebook()
-        return cls(path, nb, [], exists=False)
+        return cls(path, new_notebook(), [], exists=False)
 
     @property
     def version(self) -> tuple[int, int]:

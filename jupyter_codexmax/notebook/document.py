@@ -159,20 +159,11 @@ class NotebookDocument(abc.ABC):
                 return f"c{self._counter}"
 
     def _make_cell(self, cell_type: str, source: str, cell_id: str) -> Any:
-        from nbformat import v4
+        from .nbjson import new_cell
 
-        if cell_type == "code":
-            cell = v4.new_code_cell(source)
-        elif cell_type == "markdown":
-            cell = v4.new_markdown_cell(source)
-        elif cell_type == "raw":
-            cell = v4.new_raw_cell(source)
-        else:
+        if cell_type not in CELL_TYPES:
             raise ValueError(f"cell type must be one of {', '.join(CELL_TYPES)}")
-        cell.pop("id", None)
-        if self.has_own_ids:
-            cell["id"] = cell_id
-        return cell
+        return new_cell(cell_type, source, cell_id if self.has_own_ids else None)
 
     async def insert_cell(self, index: int, cell_type: str, source: str) -> str:
         """Insert a new cell at ``index``; returns its id."""

@@ -1,23 +1,23 @@
-"""The file backend: a notebook on disk, read and written with nbformat.
+"""The file backend: a notebook on disk, read leniently, written as Jupyter writes it.
 
-- Reading: the bytes are parsed once; a file that is not JSON, has no ``nbformat``
-  version, or that nbformat cannot read is a :class:`NotebookError` (one line: the file
-  and the reason). A notebook that reads but does not validate is accepted, with its
-  problems noted, and left as it is: fixing it is not the agent's business unless asked.
-- The version is kept: nbformat 4 files are written back as the same 4.x; nbformat 2 and 3
-  files are shown to the model (converted in memory) but never rewritten.
-- Writing: Jupyter's own writer (sorted keys, one-space indent, a final newline), so an
+- Reading: the bytes are parsed once. A file that is not JSON, not a notebook, in an
+  unknown nbformat version, or with a required key of the wrong type is a
+  :class:`NotebookError` (one line: the file and the reason). Missing required keys are
+  filled with their empty values (:mod:`.nbjson` has the rule); :attr:`FileNotebook.filled`
+  says which, and they reach the file only if the notebook is written. Anything else that
+  does not validate is kept as it is: fixing it is not the agent's business unless asked.
+- nbformat 4 is read and written by :mod:`.nbjson`, without importing nbformat (whose
+  import costs seconds: jsonschema and every format checker). nbformat 1 to 3 files are
+  converted in memory by nbformat, shown to the model, and never rewritten.
+- Writing: Jupyter's own format (sorted keys, one-space indent, a final newline), so an
   unedited notebook that nbformat round-trips comes back byte for byte; atomically (a temp
   file in the same folder, fsync, rename, the original's permissions kept); only when
   something changed; never over a file that changed on disk since it was read.
-- nbformat's validator repairs ids as a side effect (adds missing ones, renames
-  duplicates); it only ever sees a copy here, so untouched cells stay untouched.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import json
 import logging
@@ -30,42 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from .document import NotebookDocument, NotebookError
+from .nbjson import V4Read, notebook_bytes, read_v4
 
-__all__ = ["FileNotebook", "notebook_bytes"]
-
-
-def notebook_bytes(nb: Any) -> bytes:
-    """A v4 notebook in Jupyter's file format (sorted keys, one-space indent, multiline
-    strings split into lines, a final newline). Unlike ``nbformat.writes`` it keeps the
-    metadata nbformat calls transient (``orig_nbformat``, ``signature``, a cell's
-    ``trusted``): the agent does not drop what it did not touch."""
-    from nbformat.v4.nbjson import BytesEncoder
-    from nbformat.v4.rwbase import split_lines
-
-    text = json.dumps(
-        split_lines(copy.deepcopy(nb)),
-        cls=BytesEncoder,
-        indent=1,
-        sort_keys=True,
-        separators=(",", ": "),
-        ensure_ascii=False,
-    )
-    return (text + "\n").encode("utf-8")
-
-
-def _from_v4_dict(data: dict[str, Any]) -> Any:
-    """A v4 notebook node as nbformat reads it, minus the stripping of transient keys."""
-    from nbformat import from_dict
-    from nbformat.v4.rwbase import rejoin_lines
-
-    return rejoin_lines(from_dict(data))
+__all__ = ["FileNotebook", "notebook_bytes", "read_notebook_bytes"]
 
 
 @contextlib.contextmanager
 def quiet_nbformat() -> Iterator[None]:
-    """Keep nbformat from logging validation complaints while we read and convert: it logs
-    through the running Jupyter application's logger, which would print them; the
-    problems are collected (and reported once) by :func:`read_notebook_bytes` instead."""
+    """Keep nbformat from logging complaints while it reads and converts an old format: it
+    logs through the running Jupyter application's logger, which would print them."""
     from traitlets.log import get_logger
 
     found = get_logger()
@@ -73,7 +46,9 @@ def quiet_nbformat() -> Iterator[None]:
     previous = logger.level
     logger.setLevel(logging.CRITICAL)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
     finally:
         logger.setLevel(previous)
 
@@ -83,11 +58,18 @@ def _reason(exc: BaseException) -> str:
     return text[:200] if text else type(exc).__name__
 
 
-def read_notebook_bytes(path: Path, raw: bytes) -> tuple[Any, list[str]]:
-    """Parse ``raw`` into a NotebookNode in the file's own version, and list its problems.
-    Raises :class:`NotebookError` when it cannot be read at all."""
-    from nbformat import reader
+def _number(data: dict[str, Any], key: str, name: str) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise NotebookError(f"{name}: cannot be read: {key} {value!r} is not a number")
+    return value
 
+
+def read_notebook_bytes(path: Path, raw: bytes) -> tuple[Any, V4Read, tuple[int, int]]:
+    """Parse ``raw`` into a v4 notebook node (an old format converted in memory), with what
+    was filled and the file's own version. :class:`NotebookError` when it cannot be read."""
     name = str(path)
     try:
         text = raw.decode("utf-8")
@@ -95,6 +77,8 @@ def read_notebook_bytes(path: Path, raw: bytes) -> tuple[Any, list[str]]:
         raise NotebookError(
             f"{name}: not a notebook: not UTF-8 text ({exc.reason} at byte {exc.start})"
         ) from exc
+    if not text.strip():
+        raise NotebookError(f"{name}: not a notebook: the file is empty")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -102,72 +86,54 @@ def read_notebook_bytes(path: Path, raw: bytes) -> tuple[Any, list[str]]:
             f"{name}: not a notebook: invalid JSON at line {exc.lineno} column {exc.colno} "
             f"({exc.msg})"
         ) from exc
+    except RecursionError as exc:
+        raise NotebookError(f"{name}: not a notebook: JSON nested too deeply") from exc
     if not isinstance(data, dict):
         raise NotebookError(f"{name}: not a notebook: the JSON is not an object")
-    if "nbformat" not in data:
+    major = _number(data, "nbformat", name)
+    if major is None:
         raise NotebookError(f"{name}: not a notebook: it has no nbformat version")
-    for key in ("nbformat", "nbformat_minor"):
-        value = data.get(key)
-        if (
-            key in data
-            and value is not None
-            and (not isinstance(value, int) or isinstance(value, bool))
-        ):
-            raise NotebookError(f"{name}: cannot be read: {key} {value!r} is not a number")
-    if data.get("nbformat") == 4:
-        cells = data.get("cells")
-        if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
-            raise NotebookError(f"{name}: cannot be read: 'cells' is not a list of cells")
-        if not isinstance(data.get("metadata", {}), dict):
-            raise NotebookError(f"{name}: cannot be read: 'metadata' is not an object")
-    problems: list[str] = []
-    with warnings.catch_warnings(record=True) as caught, quiet_nbformat():
-        warnings.simplefilter("always")
-        try:
-            nb = _from_v4_dict(data) if data.get("nbformat") == 4 else reader.reads(text)
-        except Exception as exc:
-            raise NotebookError(f"{name}: cannot be read: {_reason(exc)}") from exc
-        major = int(nb.get("nbformat", 0))
-        if major == 4:
-            cells = nb.get("cells")
-            if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
-                raise NotebookError(f"{name}: cannot be read: 'cells' is not a list of cells")
-            if not isinstance(nb.get("metadata", {}), dict):
-                raise NotebookError(f"{name}: cannot be read: 'metadata' is not an object")
-        else:
-            from nbformat import convert
+    minor = _number(data, "nbformat_minor", name)
+    if major == 4:
+        nb, done = read_v4(data, name)
+        return nb, done, (4, int(nb["nbformat_minor"]))
+    if major > 4:
+        raise NotebookError(
+            f"{name}: cannot be read: nbformat {major} is newer than the nbformat 4 that this "
+            "version of jupyter-codexmax reads"
+        )
+    if major < 1:
+        raise NotebookError(f"{name}: not a notebook: nbformat {major} is not a version")
+    return (*_read_old(text, name, major), (major, minor or 0))
 
-            try:
-                convert(copy.deepcopy(nb), 4)
-            except Exception as exc:
-                raise NotebookError(
-                    f"{name}: cannot be read: nbformat {major} notebook does not convert: "
-                    f"{_reason(exc)}"
-                ) from exc
-        try:
-            from nbformat import validator
 
-            validator.validate(copy.deepcopy(nb))
+def _read_old(text: str, name: str, major: int) -> tuple[Any, V4Read]:
+    """An nbformat 1-3 notebook, converted to v4 in memory by nbformat (never written)."""
+    from nbformat import convert, reader
+
+    with quiet_nbformat():
+        try:
+            old = reader.reads(text)
         except Exception as exc:
-            problems.append(f"does not validate: {_reason(exc)}")
-    problems.extend(_reason(w.message) for w in caught)  # type: ignore[arg-type]
-    return nb, problems
+            raise NotebookError(
+                f"{name}: cannot be read as nbformat {major}: {_reason(exc)}"
+            ) from exc
+        try:
+            converted = convert(old, 4)
+        except Exception as exc:
+            raise NotebookError(
+                f"{name}: cannot be read: nbformat {major} notebook does not convert: "
+                f"{_reason(exc)}"
+            ) from exc
+    return read_v4(converted, name, own_ids=False)
 
 
 def session_ids(cells: list[Any], own_ids: bool) -> list[str]:
-    """Ids for the cells: their own where the format has them (repaired for the session
-    where missing or repeated, without touching the cells), else ``cN``."""
-    ids: list[str] = []
-    seen: set[str] = set()
-    for number, cell in enumerate(cells, 1):
-        cid = str(cell.get("id") or "") if own_ids else ""
-        if not cid or cid in seen:
-            cid = f"c{number}"
-            while cid in seen:
-                cid += "x"
-        seen.add(cid)
-        ids.append(cid)
-    return ids
+    """Ids for the cells: their own where the format has them (:func:`.nbjson.read_v4` has
+    made them unique), else ``cN`` by position, for the session only."""
+    if own_ids:
+        return [str(cell.get("id")) for cell in cells]
+    return [f"c{number}" for number in range(1, len(cells) + 1)]
 
 
 class FileNotebook(NotebookDocument):
@@ -181,7 +147,7 @@ class FileNotebook(NotebookDocument):
         *,
         raw: bytes,
         original_version: tuple[int, int],
-        problems: list[str],
+        read: V4Read | None = None,
     ) -> None:
         super().__init__(path, nb, ids)
         self._disk_digest = hashlib.sha256(raw).hexdigest()
@@ -191,7 +157,11 @@ class FileNotebook(NotebookDocument):
             hashlib.sha256(notebook_bytes(nb)).hexdigest() if original_version[0] == 4 else ""
         )
         self._original_version = original_version
-        self.problems = problems
+        #: The required keys that were missing, filled with empty values (one line; empty
+        #: when none were): written with the notebook, if it is written.
+        self.filled = (read or V4Read()).summary()
+        #: How many times :meth:`save` wrote the file.
+        self.writes = 0
         self.dirty = False
 
     @classmethod
@@ -206,16 +176,9 @@ class FileNotebook(NotebookDocument):
             raise NotebookError(f"{target}: is a folder, not a notebook") from exc
         except OSError as exc:
             raise NotebookError(f"{target}: cannot be read: {exc.strerror or exc}") from exc
-        nb, problems = read_notebook_bytes(target, raw)
-        version = (int(nb.get("nbformat", 0)), int(nb.get("nbformat_minor", 0) or 0))
-        if version[0] != 4:
-            from nbformat import convert
-
-            with warnings.catch_warnings(), quiet_nbformat():
-                warnings.simplefilter("ignore")
-                nb = convert(copy.deepcopy(nb), 4)
+        nb, read, version = read_notebook_bytes(target, raw)
         ids = session_ids(list(nb.cells), version >= (4, 5))
-        return cls(target.resolve(), nb, ids, raw=raw, original_version=version, problems=problems)
+        return cls(target.resolve(), nb, ids, raw=raw, original_version=version, read=read)
 
     @property
     def version(self) -> tuple[int, int]:
@@ -261,6 +224,7 @@ class FileNotebook(NotebookDocument):
         atomic_write(self.path, data)
         self._disk_digest = self._saved_digest = digest
         self.dirty = False
+        self.writes += 1
         return True
 
 

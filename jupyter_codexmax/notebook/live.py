@@ -22,33 +22,35 @@ Call = Callable[..., Awaitable[Any]]
 
 class LiveNotebook(NotebookDocument):
     def __init__(self, call: Call, data: dict[str, Any], path: Path) -> None:
-        from nbformat import from_dict
+        from .nbjson import read_v4
 
-        cells: list[dict[str, Any]] = []
-        ids: list[str] = []
+        keep = ("id", "cell_type", "source", "metadata", "outputs", "execution_count")
+        cells: list[Any] = []
         for cell in data.get("cells") or []:
-            entry = {
-                "cell_type": cell.get("cell_type", "code"),
-                "source": cell.get("source", ""),
-                "metadata": cell.get("metadata") or {},
-            }
-            if entry["cell_type"] == "code":
-                entry["outputs"] = cell.get("outputs") or []
-                entry["execution_count"] = cell.get("execution_count")
-            if "attachments" in cell and entry["cell_type"] != "code":
-                entry["attachments"] = cell["attachments"]
-            entry["id"] = str(cell.get("id") or f"c{len(ids) + 1}")
+            if not isinstance(cell, dict):
+                cells.append(cell)  # refused by read_v4, with the reason
+                continue
+            entry = {k: cell[k] for k in keep if k in cell}
+            entry.setdefault("cell_type", "code")
+            if entry["cell_type"] != "code":
+                entry.pop("outputs", None)
+                entry.pop("execution_count", None)
+                if "attachments" in cell:
+                    entry["attachments"] = cell["attachments"]
             cells.append(entry)
-            ids.append(entry["id"])
-        nb = from_dict(
+        # The frontend's model: as lenient as reading the file (missing keys filled, the
+        # wrong types refused), and every cell has an id, whatever the file's format.
+        nb, _ = read_v4(
             {
-                "nbformat": int(data.get("nbformat", 4)),
-                "nbformat_minor": int(data.get("nbformat_minor", 5)),
+                "nbformat": 4,
+                "nbformat_minor": data.get("nbformat_minor", 5),
                 "metadata": data.get("metadata") or {},
                 "cells": cells,
-            }
+            },
+            f"{path} (open in the frontend)",
+            own_ids=True,
         )
-        super().__init__(path, nb, ids)
+        super().__init__(path, nb, [str(c["id"]) for c in nb.cells])
         self._call = call
         self.dirty = bool(data.get("dirty"))
 

@@ -130,8 +130,13 @@ def _html_summary(text: str, limit: int) -> str:
     return f"[{what}] " + cut_text(plain, limit)
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """``value`` if it is an object, else an empty one (metadata as found can be anything)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _widget_name(data: dict[str, Any], widgets: dict[str, Any]) -> str:
-    model_id = (data.get("application/vnd.jupyter.widget-view+json") or {}).get("model_id")
+    model_id = _obj(data.get("application/vnd.jupyter.widget-view+json")).get("model_id")
     state = widgets.get(str(model_id), {}) if model_id else {}
     name = state.get("model_name") if isinstance(state, dict) else None
     return str(name or "widget")
@@ -167,7 +172,7 @@ def render_outputs(
         elif kind in ("execute_result", "display_data", "pyout", "display"):
             label = "result" if kind in ("execute_result", "pyout") else "display"
             lines.append(f"» {label}")
-            lines.append(_render_data(output.get("data") or {}, limit, widgets, images, image_ok))
+            lines.append(_render_data(_obj(output.get("data")), limit, widgets, images, image_ok))
         else:
             lines.append(f"» {kind} (an output type this view does not know)")
     return lines
@@ -312,12 +317,10 @@ def render_cells(
     total = len(cells)
     end = total if end is None else min(end, total)
     start = max(1, start)
-    widgets = (
-        (doc.metadata.get("widgets") or {})
-        .get("application/vnd.jupyter.widget-state+json", {})
-        .get("state", {})
-        if isinstance(doc.metadata.get("widgets"), dict)
-        else {}
+    widgets = _obj(
+        _obj(
+            _obj(doc.metadata.get("widgets")).get("application/vnd.jupyter.widget-state+json")
+        ).get("state")
     )
     images: list[Image] = []
     blocks: list[str] = []
@@ -354,8 +357,11 @@ def render_cells(
 
 def notebook_heading(doc: Any) -> str:
     meta = doc.metadata
-    spec = meta.get("kernelspec") if isinstance(meta.get("kernelspec"), dict) else {}
-    kernel = spec.get("name") or (meta.get("language_info") or {}).get("name") or "no kernel"
+    kernel = (
+        _obj(meta.get("kernelspec")).get("name")
+        or _obj(meta.get("language_info")).get("name")
+        or "no kernel"
+    )
     major, minor = doc.version
     note = "" if doc.writable else " (read-only: old format)"
     return (

@@ -12,8 +12,10 @@
 
 Each line carries ``"t"``, the time. The journal is for audit and for exact resume on the
 same machine: :func:`history_at` replays it up to the last turn that was saved. The
-notebook's metadata stays the portable source. Secrets are masked before anything is
-written. ``CodexMax.journal = False`` turns it off.
+notebook's metadata stays the portable source. Beside the journals, ``notebooks/`` keeps
+each notebook's latest record on this machine (:func:`remember_notebook`), for sessions
+whose notebook was not written: a kernel's, a read-only run's. Secrets are masked before
+anything is written. ``CodexMax.journal = False`` turns both off.
 """
 
 from __future__ import annotations
@@ -28,7 +30,18 @@ from typing import Any
 from .. import secrets
 from ..providers.base import Item
 
-__all__ = ["Journal", "history_at", "journal_path", "recall_notebook", "remember_notebook"]
+__all__ = [
+    "MACHINE",
+    "Journal",
+    "history_at",
+    "journal_path",
+    "kept_here",
+    "recall_notebook",
+    "remember_notebook",
+]
+
+#: Where a record kept by :func:`remember_notebook` is said to be.
+MACHINE = "this machine's journal"
 
 
 def journal_folder() -> Path:
@@ -49,8 +62,9 @@ def _index_path(notebook: Path) -> Path:
 
 
 def remember_notebook(notebook: Path, record: dict[str, Any]) -> None:
-    """Keep ``notebook``'s latest record on this machine (a kernel cannot write the
-    notebook: after a restart without a save, this is where its session is)."""
+    """Keep ``notebook``'s latest record on this machine: where its session is when the
+    notebook was not written (a kernel never writes it; a read-only run neither; an old
+    nbformat is never rewritten), for the next ``%%agent`` or run to continue."""
     from ..notebook.file import atomic_write
 
     path = _index_path(notebook)
@@ -69,6 +83,13 @@ def recall_notebook(notebook: Path) -> dict[str, Any] | None:
         return None
     record = data.get("record")
     return record if isinstance(record, dict) else None
+
+
+def kept_here(notebook: Path) -> list[tuple[str, Any]]:
+    """The record this machine keeps for ``notebook``, as an extra source for
+    :func:`..store.latest_record` (an empty list when there is none)."""
+    record = recall_notebook(notebook)
+    return [(MACHINE, record)] if record is not None else []
 
 
 class Journal:

@@ -44,7 +44,9 @@ __all__ = [
     "SCHEMA_VERSION",
     "SessionError",
     "SessionRecord",
+    "find_record",
     "fit_record",
+    "latest_record",
     "read_record",
     "record_digest",
     "validate_record",
@@ -132,14 +134,20 @@ class SessionRecord:
 
 @cache
 def _validator() -> Any:
-    from jsonschema import Draft202012Validator
+    """The record's schema, compiled by fastjsonschema (nbformat's own validator). Not
+    jsonschema: importing it loads every format checker, seconds with some of them
+    installed. The schema uses nothing beyond draft 7 (``$defs`` are plain JSON pointers)."""
+    import fastjsonschema
 
     schema = json.loads(resources.files(__package__).joinpath("schema.json").read_text("utf-8"))
-    return Draft202012Validator(schema)
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    return fastjsonschema.compile(schema)
 
 
 def validate_record(data: Any, where: str = "the notebook") -> None:
     """Raise :class:`SessionError` unless ``data`` is a version-1 record."""
+    from fastjsonschema import JsonSchemaValueException
+
     if not isinstance(data, dict):
         raise SessionError(
             f"{where}: the codexmax session record is not an object; it was left as it is"
@@ -151,15 +159,16 @@ def validate_record(data: Any, where: str = "the notebook") -> None:
             f"(schema {version}; this one reads {SCHEMA_VERSION}); it was left as it is. "
             "Upgrade jupyter-codexmax to continue it, or start a new session"
         )
-    errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        first = errors[0]
-        path = "/".join(str(p) for p in first.absolute_path) or "the record"
+    try:
+        _validator()(data)
+    except JsonSchemaValueException as exc:
+        path = "/".join(str(p) for p in exc.path[1:]) or "the record"
+        message = exc.message.removeprefix(exc.name).strip() if exc.name else exc.message
         raise SessionError(
             f"{where}: the codexmax session record is damaged ({path}: "
-            f"{' '.join(first.message.split())[:160]}); it was left as it is. Start a new "
+            f"{' '.join(message.split())[:160]}); it was left as it is. Start a new "
             "session to replace it"
-        )
+        ) from None
 
 
 def read_record(metadata: Any, where: str = "the notebook") -> SessionRecord | None:
@@ -201,13 +210,23 @@ def latest_record(
     """The most recent session stored in ``nb`` (metadata or ``%%agent`` outputs) or in
     ``extra`` sources; None when there is none. Every record is validated: a damaged or
     newer one is :class:`SessionError`, naming where it is, and is left as it is."""
-    records: list[SessionRecord] = []
+    found = find_record(nb, where, extra)
+    return found[1] if found is not None else None
+
+
+def find_record(
+    nb: Any, where: str = "the notebook", extra: list[tuple[str, Any]] | None = None
+) -> tuple[str, SessionRecord] | None:
+    """As :func:`latest_record`, with where the record was found (``metadata``, ``the
+    output of cell N``, or the label of an ``extra`` source). Of equal records, the
+    notebook's own comes first."""
+    records: list[tuple[str, SessionRecord]] = []
     for label, data in [*record_sources(nb), *(extra or [])]:
         validate_record(data, f"{where} ({label})" if label != "metadata" else where)
-        records.append(SessionRecord.from_json(data))
+        records.append((label, SessionRecord.from_json(data)))
     if not records:
         return None
-    return max(records, key=lambda r: (r.updated, r.turns))
+    return max(records, key=lambda found: (found[1].updated, found[1].turns))
 
 
 def fit_record(
