@@ -83,6 +83,14 @@ def test_agent_magic_in_a_kernel(tmp_path: Path, scripted_server: ScriptedModelS
         sent = json.dumps(scripted_server.requests_to("responses")[3].body["input"])
         assert "126" in sent
 
+        # A turn reads and edits notebooks without nbformat's schema machinery (lark and
+        # rfc3987_syntax alone took seconds to import).
+        loaded = kernel.run(
+            "import sys; print(sorted(m for m in ('lark', 'rfc3987_syntax', 'jsonschema', "
+            "'nbformat') if m in sys.modules))"
+        )
+        assert loaded.stdout == "[]\n"
+
         status = kernel.run("%agent status").stdout
         assert "turn 1 · idle" in status and str(path) in status
         assert "gpt-5.1-codex-max" in status
@@ -643,3 +651,28 @@ def test_two_interrupts_at_an_approval_prompt_end_the_cell(
     assert took < 5, f"the cell kept waiting {took:.1f} s after the interrupts"
     assert "idle" in status.splitlines()[0]
     assert len(scripted_server.requests_to("responses")) == 1, "stopped: nothing more asked"
+
+
+def test_the_panel_tells_wall_time(tmp_path: Path, scripted_server: ScriptedModelServer) -> None:
+    """Through a slow answer (no event for seconds): the panel's clock keeps moving, and the
+    summary says how long the turn took, from the cell's start."""
+    import re
+
+    agent_notebook(tmp_path)
+    scripted_server.load([{"fault": "stall", "after": 2, "seconds": 3.5, "text": "slow answer"}])
+    with Kernel(tmp_path, scripted_server, data_dir=tmp_path / "data") as kernel:
+        kernel.run("%load_ext jupyter_codexmax")
+        started = time.monotonic()
+        turn = kernel.run("%%agent --notebook work.ipynb\nTake your time", stdin=True)
+        took = time.monotonic() - started
+    assert turn.ok, turn.stderr
+    clocks = set()
+    for kind, content in turn.messages:
+        value = ((content.get("data") or {}).get("state") or {}).get("value", "")
+        if kind == "comm_msg" and isinstance(value, str) and "jupyter-codexmax" in value:
+            clocks.update(re.findall(r" · (\d+)s$", value))
+    # Events come at 0 s and after the stall: the clock moved by itself in between.
+    assert len(clocks) >= 4, f"the header's clock moved through {sorted(clocks)}"
+    (final,) = turn.displays()
+    (shown,) = re.findall(r"turn 1 · done in 1 step · (\d+\.\d)s", final["text/markdown"])
+    assert took - 1.0 <= float(shown) <= took, (shown, took)
