@@ -60,7 +60,7 @@ def timed_cell(kc: Any, code: str) -> tuple[float | None, float]:
 def sample(server: ScriptedModelServer, folder: Path, *, baseline: bool) -> dict[str, Any]:
     from jupyter_client.manager import KernelManager
 
-    notebook = make_notebook(folder / "work.ipynb", [("code", "x = 1", "c1")])
+    notebook = make_notebook(folder / "work.ipynb", [("c1", "code", "x = 1")])
     server.load([{"text": "Nothing to do."}])
     sockets = tempfile.mkdtemp(prefix="cmx-b")
     env = {

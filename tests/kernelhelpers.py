@@ -105,8 +105,16 @@ class Kernel:
         self.kc.wait_for_ready(timeout=60)
 
     def run(
-        self, code: str, *, stdin: bool = False, answers: tuple[str, ...] = (), timeout: int = 120
+        self,
+        code: str,
+        *,
+        stdin: bool = False,
+        answers: tuple[str, ...] = (),
+        timeout: int = 120,
+        cell_id: str | None = None,
     ) -> Result:
+        """Run ``code`` and gather what it showed; ``cell_id``: sent in the request's
+        metadata as JupyterLab does (``cellId``)."""
         messages: list[tuple[str, dict[str, Any]]] = []
         prompts: list[str] = []
         pending = list(answers)
@@ -120,13 +128,27 @@ class Kernel:
             prompts.append(msg["content"]["prompt"])
             self.kc.input(pending.pop(0) if pending else "n")
 
-        reply = self.kc.execute_interactive(
-            code,
-            allow_stdin=stdin,
-            output_hook=output,
-            stdin_hook=ask,
-            timeout=timeout,
-        )
+        session = self.kc.session
+        make = session.msg
+        if cell_id is not None:
+
+            def with_cell(msg_type: str, content: Any = None, *args: Any, **kwargs: Any) -> Any:
+                msg = make(msg_type, content, *args, **kwargs)
+                if msg_type == "execute_request":
+                    msg["metadata"]["cellId"] = cell_id
+                return msg
+
+            session.msg = with_cell
+        try:
+            reply = self.kc.execute_interactive(
+                code,
+                allow_stdin=stdin,
+                output_hook=output,
+                stdin_hook=ask,
+                timeout=timeout,
+            )
+        finally:
+            session.msg = make
         return Result(reply["content"], messages, prompts)
 
     def execute(self, code: str, *, stdin: bool = False) -> str:

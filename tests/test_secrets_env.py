@@ -197,7 +197,7 @@ def test_a_run_started_in_the_workspace_shows_the_model_its_path(
     work.mkdir()
     (work / ".git").mkdir()
     (work / "data.csv").write_text("city,sales\nOslo,3\n")
-    notebook = make_notebook(work / "report.ipynb", [("code", "print(1)", "c1")])
+    notebook = make_notebook(work / "report.ipynb", [("c1", "code", "print(1)")])
     scripted_server.load(
         [
             {"calls": [call("read_file", {"path": str(work / "data.csv")})]},

@@ -46,7 +46,14 @@ from .compaction import COMPACTION_TARGET, CompactionError, compact_history
 from .dispatch import Dispatcher, TurnUndo
 from .instructions import agents_md, build_instructions, context_message
 from .ledger import Ledger
-from .session import SaveSession, build_record, notebook_saver, resumed_history, stored_messages
+from .session import (
+    SaveSession,
+    build_record,
+    notebook_saver,
+    reapply_note,
+    resumed_history,
+    stored_messages,
+)
 from .tokens import TokenCounter
 
 if TYPE_CHECKING:
@@ -117,6 +124,10 @@ class Agent:
         #: threshold; whether the next report is the first after one; and what compaction
         #: requests used during the turn (added to the turn's usage).
         self._futile_compactions = 0
+        #: Notes for the model given before the history began (:meth:`add_note`).
+        self._early_notes: list[Item] = []
+        #: What became of a resumed session's proposals, for the user (None: it had none).
+        self.reapplied: str | None = None
         #: Why the last save of the session failed (None: it was saved).
         self.save_error: str | None = None
         self._after_compaction = False
@@ -206,10 +217,14 @@ class Agent:
         self._fixed_tokens = None
 
     def add_note(self, text: str) -> None:
-        """A note for the model, read with the next request (between turns)."""
+        """A note for the model, read with the next request (between turns; before the
+        first turn, it follows the context the history starts with)."""
         self._idle_or_raise()
+        note = user_message(self.redact(text), role="developer")
         if self.history:
-            self._extend([user_message(self.redact(text), role="developer")])
+            self._extend([note])
+        else:
+            self._early_notes.append(note)
 
     def set_approval(self, level: str) -> None:
         """Change the approval level (between turns); the instructions say which it is."""
@@ -429,7 +444,8 @@ class Agent:
         self.dispatcher.undo = None
         self.emit(ev.TurnStarted(turn, message))
         if not self.history:
-            self._extend(self._head())
+            self._extend([*self._head(), *self._early_notes])
+            self._early_notes.clear()
         masked = self.redact(message)
         if masked != message:
             self.emit(ev.Notice("a credential in the message was masked before the model saw it"))
@@ -673,6 +689,7 @@ class Agent:
                 self.history, self.counter, self.settings.compaction_user_budget
             ),
             ledger=self.ledger.to_json(),
+            proposals=self.notebook.pending_changes() if self.notebook is not None else [],
             secret_values=self._secret_values,
         )
 
@@ -715,11 +732,17 @@ class Agent:
             if self.settings.journal
             else None
         )
+        # Proposals a kernel's working copy held go back into it first: the resume note's
+        # view of the notebook then shows them, as the model left them.
+        reapplied = reapply_note(record, self.notebook)
         self.history = resumed_history(record, self._head(), self.notebook, exact, self.redact)
+        if reapplied is not None:
+            told, self.reapplied = reapplied
+            self.history.append(user_message(self.redact(told), role="developer"))
         if exact:
             # The very history the stored size was reported for: the new process knows how
             # full the context is before its first request (and compacts first if need be).
-            self.meter.restore(record.context_tokens, len(self.history) - 1)
+            self.meter.restore(record.context_tokens, len(exact))
         else:
             # Rebuilt from the record (a few messages and the summary): estimated as it is.
             self.meter.forget()

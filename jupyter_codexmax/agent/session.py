@@ -22,7 +22,7 @@ from .tokens import TokenCounter
 if TYPE_CHECKING:
     from ..notebook.document import NotebookDocument
 
-__all__ = ["notebook_saver", "resume_note", "stored_messages"]
+__all__ = ["notebook_saver", "reapply_note", "resume_note", "stored_messages"]
 
 SaveSession = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
 
@@ -75,6 +75,48 @@ def resume_note(doc: NotebookDocument | None, redact: Callable[[str], str]) -> I
     return user_message(text, role="developer")
 
 
+def reapply_note(record: SessionRecord, doc: NotebookDocument | None) -> tuple[str, str] | None:
+    """Put the record's unapplied proposals back into a working copy (``doc``), and say
+    what became of them, to the model and to the user (None: there were none)."""
+    from ..notebook.detached import DetachedNotebook
+
+    dropped_for_size = record.dropped.get("proposals", 0)
+    if not record.proposals and not dropped_for_size:
+        return None
+    if not isinstance(doc, DetachedNotebook):
+        return None  # edits go to the notebook itself now: nothing is kept apart
+    result = doc.reapply(record.proposals)
+    parts = []
+    if result.restored:
+        parts.append(
+            f"{len(result.restored)} of your proposed changes that the user has not applied "
+            f"are back in your working copy (cells {', '.join(result.restored)})"
+        )
+    if result.applied:
+        parts.append(
+            f"{len(result.applied)} are in the saved notebook now (the user applied them: "
+            f"cells {', '.join(result.applied)})"
+        )
+    if result.dropped:
+        parts.append(
+            f"{len(result.dropped)} were dropped because the user changed those cells since "
+            f"(cells {', '.join(result.dropped)}); read them again before proposing anew"
+        )
+    if dropped_for_size:
+        parts.append(
+            f"{dropped_for_size} could not be kept (the session's size cap) and are lost; "
+            "their turn's summary still lists them"
+        )
+    counts = [
+        f"{len(result.restored)} restored" if result.restored else "",
+        f"{len(result.applied)} applied by you" if result.applied else "",
+        f"{len(result.dropped)} dropped (you changed those cells)" if result.dropped else "",
+        f"{dropped_for_size} lost (the session's size cap)" if dropped_for_size else "",
+    ]
+    user = "proposed changes from before the restart: " + ", ".join(c for c in counts if c)
+    return "After the restart: " + "; ".join(parts) + ".", user
+
+
 def resumed_history(
     record: SessionRecord,
     head: list[Item],
@@ -102,6 +144,7 @@ def build_record(
     summary: Item | None,
     messages: list[Item],
     ledger: dict[str, Any],
+    proposals: list[dict[str, Any]] | None = None,
     secret_values: list[str] | None = None,
 ) -> SessionRecord:
     record = SessionRecord(
@@ -118,6 +161,7 @@ def build_record(
         summary=summary,
         messages=messages,
         ledger=ledger,
+        proposals=list(proposals or []),
     )
     return fit_record(record, settings.session_cap, secret_values)
 

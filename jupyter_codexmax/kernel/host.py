@@ -280,6 +280,10 @@ class KernelHost:
                 f"continuing session {agent.session_id[:8]} (turn {agent.turns + 1}; the "
                 "kernel's variables from before are gone)"
             )
+            if agent.reapplied:
+                view.note(agent.reapplied)
+        if not background and in_cell:
+            self._check_saved(session, view)
         if session.path is None:
             view.note(f"{session.how}: the agent works on a scratch notebook")
         previous = agent.approval
@@ -310,6 +314,28 @@ class KernelHost:
             agent.set_approval(previous)
         if session.view is not None:
             session.turns.append(session.view.log)
+
+    def _check_saved(self, session: NotebookSession, view: View) -> None:
+        """Without a bridge the agent reads the notebook as saved: when the cell running
+        ``%%agent`` is not in that file, what is on screen was not saved. Said to the user,
+        and to the model (what it reads is older than what the user sees)."""
+        cell_id, doc = self.cell_id(), session.doc
+        if cell_id is None or not doc.exists or not doc.has_own_ids or cell_id in doc.ids:
+            return
+        name = doc.path.name
+        view.note(
+            f"this cell is not in {name} as saved: the agent reads the saved file, so your "
+            "latest changes are not in what it sees; save the notebook (Ctrl+S) and run the "
+            "cell again to include them"
+        )
+        if session.agent.busy:
+            return
+        session.agent.add_note(
+            f"The user's notebook has unsaved changes: the cell they ran %%agent from is not "
+            f"in {name} as saved, which is what you read and edit (as proposals). Cells they "
+            "added or changed since their last save are not in it; if the task needs them, "
+            "ask the user to save the notebook and run %%agent again."
+        )
 
     def _tick(self, view: View, until: concurrent.futures.Future[Any]) -> None:
         """Refresh the panel's clock every second until ``until`` is done: it tells wall

@@ -20,7 +20,24 @@ from typing import Any
 
 from .document import NotebookDocument
 
-__all__ = ["DetachedNotebook", "Proposal"]
+__all__ = ["DetachedNotebook", "Proposal", "Reapplied"]
+
+
+def source_digest(source: str) -> str:
+    """A short digest of a cell's source: a stored proposal's check that the cell it
+    changes is still as it was."""
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class Reapplied:
+    """What became of stored proposals, put back into a new working copy: restored, found
+    already applied in the file (the user took them), or dropped (the user changed the
+    cell since), by cell id."""
+
+    restored: list[str]
+    applied: list[str]
+    dropped: list[str]
 
 
 @dataclass(frozen=True)
@@ -116,6 +133,61 @@ class DetachedNotebook(NotebookDocument):
         return False
 
     # -- proposals ----------------------------------------------------------------------------
+
+    def pending_changes(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "cell_id": p.cell_id,
+                "action": p.action,
+                "cell_type": p.cell_type,
+                "source": p.source,
+                "old_digest": source_digest(p.old_source),
+                "after": p.after,
+            }
+            for p in self.proposals()
+        ]
+
+    def reapply(self, changes: list[dict[str, Any]]) -> Reapplied:
+        """Put stored proposals (:meth:`pending_changes` of an earlier working copy) into
+        this one, where the file still holds what they change."""
+        from .nbjson import new_cell
+
+        result = Reapplied([], [], [])
+        cells, ids = self._nb.cells, self._ids
+        for change in changes:
+            cid, action = str(change.get("cell_id", "")), change.get("action")
+            source, kind = str(change.get("source", "")), str(change.get("cell_type", "code"))
+            here = ids.index(cid) if cid in ids else None
+            current = str(cells[here].get("source", "")) if here is not None else None
+            if action == "insert":
+                if here is not None:
+                    (result.applied if current == source else result.dropped).append(cid)
+                    continue
+                after = change.get("after")
+                at = 0 if after is None else ids.index(after) + 1 if after in ids else len(ids)
+                cells.insert(at, new_cell(kind, source, cid if self.has_own_ids else None))
+                ids.insert(at, cid)
+            elif here is None:
+                # Replaced or deleted: the cell is gone from the file.
+                (result.applied if action == "delete" else result.dropped).append(cid)
+                continue
+            elif action == "replace" and current == source and cells[here].get("cell_type") == kind:
+                result.applied.append(cid)
+                continue
+            elif source_digest(current or "") != change.get("old_digest"):
+                result.dropped.append(cid)
+                continue
+            elif action == "delete":
+                cells.pop(here)
+                ids.pop(here)
+            else:
+                cell = cells[here]
+                if cell.get("cell_type") != kind:
+                    cells[here] = new_cell(kind, source, cid if self.has_own_ids else None)
+                else:
+                    cell["source"] = source
+            result.restored.append(cid)
+        return result
 
     def proposals(self) -> list[Proposal]:
         """The working copy's differences from the file as it was read: inserted, replaced

@@ -250,6 +250,13 @@ class NotebookDocument(abc.ABC):
         self._ids[:] = list(checkpoint.ids)
         await self._changed()
 
+    # -- proposals ----------------------------------------------------------------------------
+
+    def pending_changes(self) -> list[dict[str, Any]]:
+        """Edits kept in a working copy and not yet in the file, as stored with the session
+        so they outlive the process (none where edits go to the notebook itself)."""
+        return []
+
     # -- backends -----------------------------------------------------------------------------
 
     def changed_elsewhere(self) -> bool:

@@ -86,6 +86,9 @@ class SessionRecord:
     summary: Item | None = None
     messages: list[Item] = field(default_factory=list)
     ledger: dict[str, Any] = field(default_factory=dict)
+    #: Edits a kernel's working copy held and the file did not (proposals), to put back
+    #: after a restart.
+    proposals: list[dict[str, Any]] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -105,6 +108,8 @@ class SessionRecord:
             "messages": self.messages,
             "ledger": self.ledger,
         }
+        if self.proposals:
+            data["proposals"] = self.proposals
         if self.dropped:
             data["dropped"] = self.dropped
         return data
@@ -125,6 +130,7 @@ class SessionRecord:
             summary=data.get("summary"),
             messages=list(data["messages"]),
             ledger=dict(data["ledger"]),
+            proposals=list(data.get("proposals", [])),
             dropped=dict(data.get("dropped", {})),
         )
 
@@ -241,6 +247,10 @@ def fit_record(
     def count(what: str, n: int = 1) -> None:
         fitted.dropped[what] = fitted.dropped.get(what, 0) + n
 
+    # 0. A working copy's proposals (the summary that listed them stays in its output).
+    if fitted.size() > cap and fitted.proposals:
+        count("proposals", len(fitted.proposals))
+        fitted.proposals = []
     # 1. The oldest retained messages (the newest stays, for now).
     while fitted.size() > cap and len(fitted.messages) > 1:
         fitted.messages.pop(0)
