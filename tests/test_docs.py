@@ -33,3 +33,20 @@ def test_every_error_class_is_in_the_error_tree() -> None:
     tree = errors.__doc__ or ""
     for name in errors.__all__:
         assert name in tree, name
+
+
+def test_every_agent_option_is_in_the_help_usage_line() -> None:
+    """``%agent help`` and docs/kernel.md show each ``%%agent`` option in the usage line."""
+    from jupyter_codexmax.kernel.magics import HELP, _cell_options
+
+    parser = _cell_options.parser
+    options = [a.option_strings[0] for a in parser._actions if a.option_strings[0] != "-h"]
+    usage = next(line for line in HELP.splitlines() if line.startswith("%%agent ["))
+    doc_usage = next(
+        line
+        for line in (DOCS / "kernel.md").read_text().splitlines()
+        if line.startswith("%%agent [")
+    )
+    for option in options:
+        assert option in usage, option
+        assert option in doc_usage, option

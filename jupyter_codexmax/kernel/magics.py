@@ -34,7 +34,7 @@ __all__ = ["AgentMagics"]
 
 HELP = """jupyter-codexmax: a coding agent in this notebook.
 
-%%agent [--effort E] [--model M] [--approval A] [--new] [--notebook PATH]
+%%agent [--effort E] [--model M] [--approval A] [--new] [--wait] [--notebook PATH]
 <the task, on the lines below>
     Give the agent a task. It reads the notebook (as last saved), proposes edits, runs code
     in this kernel, and continues the notebook's session (--new starts a new one).
