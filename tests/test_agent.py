@@ -228,8 +228,8 @@ async def test_asking_a_person(
         session.events.append(event)
         if isinstance(event, ev.ApprovalRequested):
             decision = next(answers)
-            asyncio.get_running_loop().call_soon(
-                session.agent.resolve_approval, event.request_id, decision
+            asyncio.get_running_loop().call_later(
+                1.0, session.agent.resolve_approval, event.request_id, decision
             )
 
     session.agent._on_event = answer
@@ -240,6 +240,9 @@ async def test_asking_a_person(
     assert result.status == "done"
     assert (tmp_path / "log.txt").read_text() == "one\none\n"
     assert len(session.of(ev.ApprovalRequested)) == 2
+    # A call's time is its own: the person's second to answer is not in it.
+    first = next(e for e in session.of(ev.ToolCallFinished) if e.call_id == "a")
+    assert first.ok and first.duration < 0.9
     out = session.outputs()
     assert str(out["c"]).startswith("not done:") and "denied" in str(out["c"])
 

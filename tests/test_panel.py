@@ -213,3 +213,51 @@ def test_the_heading_names_the_model_that_answered() -> None:
     assert Heading("my-deployment").text("gpt-5.1-codex-max-2025-11-19") == (
         "jupyter-codexmax · gpt-5.1-codex-max-2025-11-19"
     )
+
+
+def test_the_turns_messages_are_paragraphs() -> None:
+    """Two messages in two steps do not run together ("the mean.Fixed:")."""
+    log = TurnLog()
+    for event in [
+        ev.TurnStarted(1, "fix"),
+        ev.StepStarted(1, 1),
+        ev.TextDelta("Looking at the mean."),
+        ev.AssistantMessage("Looking at the mean."),
+        ev.StepStarted(1, 2),
+        ev.TextDelta("Fixed: "),
+        ev.TextDelta("it converts."),
+    ]:
+        log.apply(event)
+    assert log.answer == "Looking at the mean.\n\nFixed: it converts."
+    log.apply(ev.AssistantMessage("Fixed: it converts."))
+    log.apply(ev.TurnFinished(1, "done", "Fixed: it converts.", 2))
+    assert log.answer == "Looking at the mean.\n\nFixed: it converts."
+
+
+def test_notes_plan_and_counts_stay_apart_in_the_summary() -> None:
+    log = TurnLog()
+    for event in [
+        ev.TurnStarted(1, "fix"),
+        ev.StepStarted(1, 1),
+        ev.ToolCallStarted("k1", "read_notebook", {}, "read_notebook"),
+        ev.ToolCallFinished("k1", "read_notebook", True, "cells 1-3 of 3", 0.1),
+        ev.PlanUpdated([{"step": "Read", "status": "completed"}]),
+        ev.Notice("a credential in the message was masked before the model saw it"),
+    ]:
+        log.apply(event)
+    log.note("stopping (interrupt again to stop waiting)", transient=True)
+    assert "stopping" in log.status_note
+    log.apply(ev.TurnFinished(1, "done", "ok", 1))
+    markdown = log.markdown()
+    assert "done in 1 step ·" in markdown and "(1 action)" in markdown
+    assert "stopping" not in markdown, "a host's status line goes when the turn ends"
+    plan, notes = markdown.split("**Notes**")
+    assert "- ✓ Read" in plan
+    assert notes.lstrip().startswith("* _a credential"), "notes are a list of their own"
+
+
+def test_a_proposal_diff_keeps_its_lines_apart() -> None:
+    from jupyter_codexmax.notebook.detached import Proposal
+
+    diff = Proposal("c1", "replace", "code", "x = 2", "x = 1", 1).diff
+    assert "-x = 1\n+x = 2\n" in diff

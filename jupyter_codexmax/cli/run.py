@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import difflib
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ from ..agent.approvals import RefusingApprover
 from ..agent.core import Agent, TurnResult
 from ..agent.session import SaveSession
 from ..config import CodexMax
+from ..diffs import unified_diff
 from ..notebook.document import NotebookError
 from ..notebook.file import FileNotebook, atomic_write
 from ..providers.base import Usage
@@ -99,14 +99,7 @@ def notebook_diff(
 
 
 def _cell_diff(cid: str, old: str, new: str, what: str) -> str:
-    lines = difflib.unified_diff(
-        old.splitlines(keepends=True),
-        new.splitlines(keepends=True),
-        fromfile=f"cell {cid} ({what})",
-        tofile=f"cell {cid}",
-        n=2,
-    )
-    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+    return unified_diff(old, new, fromfile=f"cell {cid} ({what})", tofile=f"cell {cid}")
 
 
 @dataclass

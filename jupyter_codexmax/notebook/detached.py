@@ -12,7 +12,6 @@ Without a file (no notebook could be found) the working copy starts empty.
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,14 +53,13 @@ class Proposal:
 
     @property
     def diff(self) -> str:
-        return "".join(
-            difflib.unified_diff(
-                self.old_source.splitlines(keepends=True),
-                self.source.splitlines(keepends=True),
-                fromfile=f"cell {self.cell_id} (saved)",
-                tofile=f"cell {self.cell_id} (proposed)",
-                n=2,
-            )
+        from ..diffs import unified_diff
+
+        return unified_diff(
+            self.old_source,
+            self.source,
+            fromfile=f"cell {self.cell_id} (saved)",
+            tofile=f"cell {self.cell_id} (proposed)",
         )
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import difflib
 from typing import Any
 
+from ..diffs import unified_diff
 from ..events import CellEdited, CellRan
 from ..notebook.document import CELL_TYPES, CellNotFound, NotebookDocument, NotebookReadOnly
 from ..notebook.view import cut_text, merge_streams, render_cells, render_outputs
@@ -21,15 +21,7 @@ RUN_OUTPUT_LIMIT = 4_000
 
 def cell_diff(cell_id: str, old: str, new: str) -> str:
     """A unified diff of one cell's source."""
-    lines = difflib.unified_diff(
-        old.splitlines(keepends=True),
-        new.splitlines(keepends=True),
-        fromfile=f"cell {cell_id}",
-        tofile=f"cell {cell_id}",
-        n=2,
-    )
-    text = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
-    return text.rstrip("\n")
+    return unified_diff(old, new, fromfile=f"cell {cell_id}", tofile=f"cell {cell_id}").rstrip("\n")
 
 
 def _doc(ctx: ToolContext) -> NotebookDocument:

@@ -22,11 +22,11 @@ changes cells.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..diffs import unified_diff
 from ..events import FileChanged
 from ..workspace import PathError, Workspace
 from ._hunks import Chunk, update_text
@@ -213,16 +213,7 @@ class _Parser:
 
 def _diff(name: str, before: str, after: str) -> str:
     """A unified diff, marking a last line without a newline as ``diff -u`` does."""
-    lines = difflib.unified_diff(
-        before.splitlines(keepends=True),
-        after.splitlines(keepends=True),
-        fromfile=f"a/{name}",
-        tofile=f"b/{name}",
-        n=2,
-    )
-    return "".join(
-        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
-    )
+    return unified_diff(before, after, fromfile=f"a/{name}", tofile=f"b/{name}", mark_eof=True)
 
 
 class _Files:
