@@ -3,8 +3,10 @@
 API keys and credential headers travel as :class:`Secret`; only the HTTP layer calls
 :meth:`Secret.reveal`. Anything that leaves the process as text (logs, error messages,
 events, reports, notebook metadata, tool output for the model) can be passed through
-:func:`redact`, which removes every secret registered with :func:`register` and anything
-that looks like a bearer token or an OpenAI-style key.
+:func:`redact`, which removes every secret registered with :func:`register` in every form
+:mod:`.redaction` knows (plain, reversed, base64, hex, spaced, in pieces), the password of
+any ``scheme://user:password@host`` URL, and anything that looks like a bearer token or an
+OpenAI-style key.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "mask_config",
     "redact",
     "redact_value",
+    "url_passwords",
     "without_credentials",
 ]
 
@@ -67,6 +70,8 @@ _PATTERNS = [
     re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{6,}"),
     re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"),
 ]
+#: A URL's password: ``postgres://user:PASSWORD@host`` (the scheme and user stay).
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{1,20}://[^\s:/@'\"]+:)([^\s@/'\"]+)(?=@)")
 
 _lock = threading.Lock()
 _registered: set[str] = set()
@@ -167,9 +172,14 @@ def _known(extra: Iterable[str | Secret]) -> list[str]:
 
 
 def _mask(text: str, known: list[str]) -> str:
+    from .redaction import find_spans, forms_of, mask_spans
+
+    spans: list[tuple[int, int]] = []
     for value in known:
-        if value in text:
-            text = text.replace(value, MASK)
+        spans.extend(find_spans(text, forms_of(value)))
+    text = mask_spans(text, spans, MASK)
+    if "://" in text:
+        text = _URL_PASSWORD.sub(lambda m: m.group(1) + MASK, text)
     for pattern in _PATTERNS:
         text = pattern.sub(
             lambda m: f"{m.group(1)} {MASK}" if m.lastindex else MASK,
@@ -234,15 +244,41 @@ def _harmless(value: str) -> bool:
     return os.path.isabs(text) and "\n" not in text and os.path.exists(text)
 
 
+#: Values that are credentials whatever their variable is called: well-known token shapes
+#: (OpenAI, GitHub, Hugging Face, Slack, GitLab, JWTs) and URLs with a password.
+_CREDENTIAL_VALUE = re.compile(
+    r"^\s*(sk-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{20,}"
+    r"|hf_[A-Za-z0-9]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}|glpat-[A-Za-z0-9_-]{20,}"
+    r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.)"
+)
+
+
+def url_passwords(value: str) -> list[str]:
+    """The passwords of the ``scheme://user:password@host`` URLs in ``value``."""
+    return [m.group(2) for m in _URL_PASSWORD.finditer(value)] if "://" in value else []
+
+
 def is_credential(name: str, value: str) -> bool:
     """Whether the environment variable ``name=value`` holds a credential: its name says
-    so (:func:`is_credential_name`) and its value is not plainly something else."""
-    return is_credential_name(name) and not _harmless(value)
+    so (:func:`is_credential_name`) and its value is not plainly something else; or its
+    value is a credential by its shape (a known token format, a URL with a password:
+    ``DATABASE_URL=postgres://user:secret@db``)."""
+    if is_credential_name(name) and not _harmless(value):
+        return True
+    return bool(_CREDENTIAL_VALUE.match(value)) or bool(url_passwords(value))
 
 
 def credential_values(environ: Mapping[str, str]) -> list[str]:
-    """Values of credential variables, to redact wherever they might show up."""
-    return [v for k, v in environ.items() if len(v) >= MIN_REDACTED_LENGTH and is_credential(k, v)]
+    """What to redact wherever it might show up: the values of credential variables, and
+    the passwords inside URLs (alone, as a program may print them)."""
+    found: list[str] = []
+    for name, value in environ.items():
+        found.extend(p for p in url_passwords(value) if len(p) >= MIN_REDACTED_LENGTH)
+        if len(value) >= MIN_REDACTED_LENGTH and (
+            (is_credential_name(name) and not _harmless(value)) or _CREDENTIAL_VALUE.match(value)
+        ):
+            found.append(value)
+    return list(dict.fromkeys(found))
 
 
 def without_credentials(environ: Mapping[str, str], *, also: Iterable[str] = ()) -> dict[str, str]:

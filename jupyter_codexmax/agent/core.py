@@ -348,12 +348,17 @@ class Agent:
         return dataclasses.replace(event, **changes) if changes else event
 
     def _extend(self, items: Sequence[Item]) -> None:
+        # Whatever enters the history is what requests carry: the one redaction on the way
+        # to the model (tool outputs, notes and messages were masked already; this also
+        # holds for anything added later).
+        items = [self.redact_value(i) for i in items]
         self.history.extend(items)
         self._sizes.extend(self.counter.count_items([i]) for i in items)
         if self.journal is not None and items:
             self.journal.write("items", items=list(items))
 
     def _replace(self, items: list[Item], reason: str) -> None:
+        items = [self.redact_value(i) for i in items]
         self.history = items
         self._sizes = [self.counter.count_items([i]) for i in items]
         if self.journal is not None:

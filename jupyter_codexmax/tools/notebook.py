@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from ..diffs import unified_diff
@@ -368,11 +369,14 @@ class RunCells(Tool):
             except asyncio.CancelledError:
                 # Stopped: the runner interrupted the cell and waited for it; keep what it
                 # printed (and its KeyboardInterrupt), as Jupyter would.
+                mask_outputs(doc.nb.cells[index], ctx.redact)
                 await doc.outputs_changed(doc.cell_id(index))
                 await doc.save()
                 raise
             if result.status == "skipped":
                 continue
+            # What the agent's run printed is written with the notebook: never a secret.
+            mask_outputs(doc.nb.cells[index], ctx.redact)
             await doc.outputs_changed(doc.cell_id(index))
             await doc.save()
             ctx.state.setdefault("edited_since_run", set()).discard(doc.cell_id(index))
@@ -399,6 +403,25 @@ class RunCells(Tool):
         return ToolResult(
             "\n".join(blocks), ", ".join(statuses), ok=ok, images=ctx.state.pop("_run_images", [])
         )
+
+
+def mask_outputs(cell: Any, redact: Callable[[str], str]) -> None:
+    """Mask every secret in a cell's outputs, in place (text, tracebacks, rich data; images
+    are pixels, not text, and are left as they are)."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return redact(value)
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not str(key).startswith("image/"):
+                    value[key] = walk(item)
+        return value
+
+    for output in cell.get("outputs") or []:
+        walk(output)
 
 
 def calls_the_agent(source: str) -> bool:
