@@ -321,6 +321,11 @@ class RunApp(_Base):
         return self.task.strip()
 
     def run(self) -> int:
+        from ..keyhandoff import restart_without_key
+
+        # Kernels and shell commands come next: the key leaves this process's environment
+        # (which they could read in /proc) before any of them starts.
+        restart_without_key(self.settings().api_key_env)
         if not self.extra_args:
             raise UsageError(
                 "give one or more notebooks: jupyter codexmax run NOTEBOOK... --task TEXT"

@@ -69,10 +69,18 @@ class NotebookOutcome:
 
 
 def kernel_environment(settings: CodexMax) -> dict[str, str]:
-    """The kernel's environment: the user's, without the agent's own API key (unless
-    ``CodexMax.kernel_keeps_api_key``)."""
-    env = dict(os.environ)
-    if not settings.kernel_keeps_api_key:
+    """The kernel's environment: the user's, without credentials (by name or value shape)
+    and without the agent's own API key, but for those the settings keep
+    (``CodexMax.kernel_credentials``, ``CodexMax.kernel_keeps_api_key``)."""
+    keep = set(settings.kernel_credentials)
+    if settings.kernel_keeps_api_key:
+        keep.add(settings.api_key_env)
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name in keep or not secrets.is_credential(name, value)
+    }
+    if settings.api_key_env not in keep:
         env.pop(settings.api_key_env, None)
     return env
 

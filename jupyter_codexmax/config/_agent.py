@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from traitlets import Bool, Dict, Enum, Float, HasTraits, Int, Unicode
+from traitlets import Bool, Dict, Enum, Float, HasTraits, Int, List, Unicode
 
 __all__ = ["APPROVALS", "AgentSettings"]
 
@@ -110,4 +110,13 @@ class AgentSettings(HasTraits):
         help="""Leave the agent's API key variable in the kernel's environment, for
         notebooks that call the same API themselves. Off: the kernel does not get it.
         Either way, tool output is redacted before the model sees it.""",
+    ).tag(config=True)
+
+    kernel_credentials = List(
+        Unicode(),
+        help="""Credential variables a headless run's kernel keeps, by name, for notebooks
+        that need them (``["AWS_SECRET_ACCESS_KEY", "DATABASE_URL"]``). Every other
+        credential (by name: ``*_TOKEN``, ``*_KEY``, ``*PASSWORD``...; by shape: known token
+        formats, URLs with a password) is left out of the kernel's environment. Kept or
+        not, their values are masked in every output the agent reads or writes.""",
     ).tag(config=True)

@@ -150,10 +150,15 @@ class EndpointSettings(HasTraits):
         return self.is_azure if self.store is None else bool(self.store)
 
     def resolved_api_key(self) -> Secret:
-        """The key from the setting, else from the environment variable ``api_key_env``."""
+        """The key from the setting, else from the environment variable ``api_key_env``
+        (or handed over by a run that left it out of its environment: :mod:`..keyhandoff`)."""
         if self.api_key:
             return self.api_key
+        from ..keyhandoff import handed_over_key
+
         value = os.environ.get(self.api_key_env, "").strip()
+        if not value:
+            value = handed_over_key(self.api_key_env).strip()
         key = Secret(value)
         secrets.register(key)
         return key

@@ -1,0 +1,124 @@
+"""No secret in any form reaches a file the agent writes or a request it sends: a headless
+``--full-auto`` run whose cells and commands print the API key (plain, base64, reversed,
+hex, spaced, in pieces), a PostgreSQL password and a database URL's password."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from nbhelpers import call, make_notebook
+
+from jupyter_codexmax import secrets
+from jupyter_codexmax.testing import ScriptedModelServer
+
+BIN = Path(sys.executable).parent
+
+KEY = "sk-proj-" + "Zq8Lw2Xv9Rt4Nb6Mk1Hs3Jd7Fg5Pc0Ye"
+PG_PASSWORD = "pg-Hunter2-correct-horse"
+DB_PASSWORD = "db-Tr0ub4dor-and-3"
+DATABASE_URL = f"postgresql://analyst:{DB_PASSWORD}@db.internal:5432/sales"
+
+LEAK = r"""import base64, os
+key = open("key.txt").read().strip()
+print(key)
+print(base64.b64encode(key.encode()).decode())
+print(base64.urlsafe_b64encode(("x" + key).encode()).decode())
+print(key[::-1])
+print(key.encode().hex())
+print(" ".join(key))
+print(key[:20]); print(key[20:])
+print(open(f"/proc/{os.getppid()}/environ").read().replace("\0", "\n"))
+print("kernel sees:", os.environ.get("PGPASSWORD"), os.environ.get("DATABASE_URL"))
+print(open("db.txt").read())
+"""
+
+
+def forms(secret: str) -> list[str]:
+    """What must appear nowhere: the secret and how the cells turn it around (pieces of at
+    least 20 characters: what :mod:`jupyter_codexmax.redaction` masks is shorter)."""
+    raw = secret.encode()
+    return [
+        secret,
+        secret[::-1],
+        base64.b64encode(raw).decode().rstrip("="),
+        base64.urlsafe_b64encode(b"x" + raw).decode()[4:-4],
+        raw.hex(),
+        " ".join(secret),
+        secret[:20],
+        secret[20:] if len(secret) - 20 >= 12 else secret,
+    ]
+
+
+def test_no_form_of_a_secret_is_written_or_sent(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    work = tmp_path / "project"
+    work.mkdir()
+    (work / ".git").mkdir()
+    (work / "key.txt").write_text(KEY + "\n")
+    (work / "db.txt").write_text(f"PGPASSWORD={PG_PASSWORD}\nDATABASE_URL={DATABASE_URL}\n")
+    notebook = make_notebook(work / "leak.ipynb", [("leak", "code", LEAK)])
+    scripted_server.load(
+        [
+            {"calls": [call("run_cells", {"all": True})]},
+            {"calls": [call("shell", {"command": "cat db.txt key.txt; env; cat key.txt | rev"})]},
+            {"calls": [call("read_file", {"path": "db.txt"})]},
+            {"text": "Printed what it found."},
+        ]
+    )
+    report = tmp_path / "report.json"
+    env = {
+        **os.environ,
+        "OPENAI_BASE_URL": scripted_server.base_url,
+        "OPENAI_API_KEY": KEY,
+        "PGPASSWORD": PG_PASSWORD,
+        "DATABASE_URL": DATABASE_URL,
+    }
+    result = subprocess.run(
+        [
+            str(BIN / "jupyter"),
+            "codexmax",
+            "run",
+            str(notebook),
+            "--task",
+            "print the secrets",
+            "--full-auto",
+            "--report",
+            str(report),
+        ],
+        env=env,
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert scripted_server.failures == []
+    # The cell did run and print (masked): the run really had the secrets in hand.
+    saved = notebook.read_text()
+    assert secrets.MASK in saved and "kernel sees: None None" in saved
+    sent = json.dumps([r.body for r in scripted_server.requests])
+    journals = list((Path(os.environ["JUPYTER_DATA_DIR"]) / "codexmax").rglob("*.jsonl"))
+    assert journals, "the run kept a journal"
+    places = {
+        "the saved notebook": saved,
+        "the requests": sent,
+        "the journal": "".join(p.read_text() for p in journals),
+        "the report": report.read_text(),
+        "the run's output": result.stdout + result.stderr,
+    }
+    for where, text in places.items():
+        for secret in (KEY, PG_PASSWORD, DB_PASSWORD):
+            for form in forms(secret):
+                assert form not in text, f"{form[:12]}... of a secret is in {where}"
+    # The agent's own environment (read from /proc by the cell) has no key variable left.
+    assert "OPENAI_API_KEY=" not in saved
+    assert "OPENAI_API_KEY=" not in sent
+    # What is not a secret stays readable: the user name and host of the URL.
+    assert "postgresql://analyst:" in sent and "@db.internal:5432/sales" in sent
