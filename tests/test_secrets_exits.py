@@ -122,3 +122,46 @@ def test_no_form_of_a_secret_is_written_or_sent(
     assert "OPENAI_API_KEY=" not in sent
     # What is not a secret stays readable: the user name and host of the URL.
     assert "postgresql://analyst:" in sent and "@db.internal:5432/sales" in sent
+
+
+def test_an_error_line_about_a_notebook_holds_no_secret(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """A notebook whose format version is a credential: refused in one line, masked."""
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text(json.dumps({"nbformat": 4, "nbformat_minor": KEY, "metadata": {}, "cells": []}))
+    env = {**os.environ, "OPENAI_BASE_URL": scripted_server.base_url, "OPENAI_API_KEY": KEY}
+    result = subprocess.run(
+        [str(BIN / "jupyter"), "codexmax", "run", str(bad), "--task", "x"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for form in forms(KEY):
+        assert form not in result.stderr + result.stdout
+
+
+def test_logged_tracebacks_are_masked() -> None:
+    import io
+    import logging
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(secrets.RedactingFilter())
+    log = logging.getLogger("jupyter_codexmax.test-traceback")
+    log.addHandler(handler)
+    log.propagate = False
+    secrets.register(PG_PASSWORD)
+    try:
+        raise RuntimeError(f"could not connect with {PG_PASSWORD}")
+    except RuntimeError:
+        log.exception("it failed")
+    finally:
+        log.removeHandler(handler)
+    text = stream.getvalue()
+    assert "RuntimeError: could not connect with ********" in text
+    assert PG_PASSWORD not in text

@@ -148,6 +148,7 @@ class Agent:
         self._last_result: TurnResult | None = None
         self._stopping = False
         self._secret_values = secrets.credential_values(os.environ)
+        secrets.register(*self._secret_values)  # logs and errors mask them too
         self._fixed_tokens: int | None = None
         if save_session is None and notebook is not None:
             save_session = notebook_saver(notebook)

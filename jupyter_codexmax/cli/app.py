@@ -342,8 +342,10 @@ class RunApp(_Base):
 
         jobs, problems = open_all(self.extra_args, settings, self.new_session)
         if problems:
+            from ..secrets import redact
+
             for problem in problems:
-                print(f"jupyter-codexmax: error: {problem}", file=sys.stderr)
+                print(f"jupyter-codexmax: error: {redact(str(problem))}", file=sys.stderr)
             return EXIT_USAGE
         options = RunOptions(
             task=task,
@@ -439,6 +441,10 @@ class CodexMaxApp(_Base):
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``jupyter-codexmax``."""
+    from ..secrets import credential_values, redact, register
+
+    # Credentials of this environment are masked in everything this command prints.
+    register(*credential_values(os.environ))
     app = CodexMaxApp.instance()
     try:
         app.initialize(argv)
@@ -447,6 +453,13 @@ def main(argv: list[str] | None = None) -> None:
         # is a usage mistake (2). Help and --version exit 0 and stay so.
         raise SystemExit(EXIT_USAGE if exc.code == 1 else exc.code) from None
     except ConfigError as exc:
-        print(f"jupyter-codexmax: error: {exc}", file=sys.stderr)
+        print(f"jupyter-codexmax: error: {redact(str(exc))}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
-    app.start()
+    try:
+        app.start()
+    except Exception:
+        # A bug of ours: its traceback, as any, but never with a secret in it.
+        import traceback
+
+        print(redact(traceback.format_exc()).rstrip(), file=sys.stderr)
+        raise SystemExit(1) from None

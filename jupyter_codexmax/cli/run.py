@@ -410,7 +410,7 @@ def print_summary(outcomes: list[NotebookOutcome], out: Any = None) -> None:
         if data.get("filled"):
             print(f"  written with missing required keys filled: {data['filled']}", file=out)
         if outcome.error:
-            print(f"  error: {outcome.error}", file=out)
+            print(f"  error: {secrets.redact(outcome.error)}", file=out)
         final = (data.get("final_message") or "").strip()
         if final:
             print("  " + final.replace("\n", "\n  "), file=out)

@@ -101,12 +101,14 @@ def show_session(
 def strip_notebooks(paths: list[str], out: TextIO = sys.stdout) -> int:
     """Remove the agent's sessions from each notebook (the metadata key, and the records kept
     in ``%%agent`` outputs, whose readable summaries stay); others are not touched."""
+    from ..secrets import redact
+
     status = 0
     for path in paths:
         try:
             doc = FileNotebook.open(path)
         except NotebookError as exc:
-            print(f"jupyter-codexmax: error: {exc}", file=sys.stderr)
+            print(f"jupyter-codexmax: error: {redact(str(exc))}", file=sys.stderr)
             status = 2
             continue
         if not record_sources(doc.nb):
@@ -128,7 +130,10 @@ def strip_notebooks(paths: list[str], out: TextIO = sys.stdout) -> int:
             asyncio.run(doc.save())
         except (OSError, NotebookError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            print(f"jupyter-codexmax: error: {doc.path}: not written: {reason}", file=sys.stderr)
+            print(
+                f"jupyter-codexmax: error: {doc.path}: not written: {redact(reason)}",
+                file=sys.stderr,
+            )
             status = 2
             continue
         print(f"stripped {doc.path}", file=out)
