@@ -1,0 +1,79 @@
+"""Fixtures for browser tests: one JupyterLab server and one Chromium for all of them.
+
+- ``lab``: a real ``jupyter lab`` on loopback, in its own temporary folders, whose kernels
+  talk to the scripted model server (the session's ``scripted_server``: load a script in
+  the test);
+- ``page``: a fresh browser context and page in Debian's Chromium.
+
+Both are package-scoped: started by the first browser test, stopped after the last, so the
+rest of the suite runs without them. Without Chromium (or Playwright) the tests skip, saying
+why and how to get it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from browser.lab import Lab, jupyter_lab, lab_environment, launch_chromium, new_page, why_no_browser
+from browser.screenshots import API_KEY, SCREENSHOTS
+from jupyter_codexmax.testing import ScriptedModelServer
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Browser]:
+    reason = why_no_browser()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="package")
+def lab(
+    browser: Browser,
+    tmp_path_factory: pytest.TempPathFactory,
+    _scripted_server_session: ScriptedModelServer,
+) -> Iterator[Lab]:
+    """A JupyterLab server (started after the browser, so a missing browser skips first)."""
+    root = tmp_path_factory.mktemp("lab")
+    env = lab_environment(root, model_url=_scripted_server_session.base_url, api_key=API_KEY)
+    with jupyter_lab(root, env) as server:
+        yield server
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    page = new_page(browser)
+    yield page
+    page.context.close()
+
+
+_WRITTEN: list[Path] = []
+
+
+@pytest.fixture
+def screenshots(request: pytest.FixtureRequest) -> Path:
+    """``build/screenshots/<test name>/``: where a test writes its pictures (listed at the
+    end of the run)."""
+    folder = SCREENSHOTS / str(request.node.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    _WRITTEN.append(folder)
+    return folder
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for folder in _WRITTEN:
+        pngs = sorted(folder.glob("*.png"))
+        if pngs:
+            terminalreporter.write_line(f"screenshots: {folder} ({len(pngs)} PNG files)")

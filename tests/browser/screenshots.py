@@ -1,0 +1,203 @@
+"""The ``%%agent`` panel and its saved summary in real JupyterLab, as screenshots.
+
+Used by ``test_agent_panel.py``, and runnable on its own to regenerate the pictures::
+
+    ./dev screenshots                     # or: .venv/bin/python tests/browser/screenshots.py
+    ./dev screenshots --out some/folder   # default build/screenshots/
+
+It starts the scripted model server, a JupyterLab server and Chromium, runs a notebook whose
+``%%agent`` cell reads the notebook, plans, proposes an edit, asks to run a cell (answered
+``y`` in the input prompt) and answers; then saves, reloads and shows the saved summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+    from browser.lab import Lab
+    from jupyter_codexmax.testing import ScriptedModelServer
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "build" / "screenshots"
+
+#: The key the kernels get (the scripted server takes any key; it must never show).
+API_KEY = "sk-browser-test-0123456789abcdef"
+
+NOTEBOOK = "agent.ipynb"
+TASK = "%%agent\nDouble x and show it"
+ANSWER = "Done: **x is 42** now, and the cell prints 126."
+HEADLINE = "turn 1 · done in 4 steps"
+
+
+def _call(name: str, arguments: Any) -> dict[str, Any]:
+    return {"name": name, "arguments": arguments}
+
+
+#: What the scripted model answers: a plan and a read, an edit (a proposal: the kernel has
+#: no bridge), a run (needs approval at the default level, `ask`), then the answer.
+SCRIPT: list[dict[str, Any]] = [
+    {
+        "reasoning": "Look at the notebook before changing anything.",
+        "calls": [
+            _call(
+                "update_plan",
+                {
+                    "plan": [
+                        {"step": "Read the notebook", "status": "in_progress"},
+                        {"step": "Double x in the calc cell", "status": "pending"},
+                        {"step": "Run it and check", "status": "pending"},
+                    ]
+                },
+            ),
+            _call("read_notebook", {}),
+        ],
+    },
+    {
+        "text": "x is 21 in the calc cell; I'll double it.",
+        "calls": [
+            _call(
+                "edit_notebook",
+                {
+                    "edits": [
+                        {"action": "replace", "cell_id": "calc", "source": "x = 42\nprint(x * 3)"}
+                    ]
+                },
+            )
+        ],
+    },
+    {"calls": [_call("run_cells", {"cell_ids": ["calc"]})]},
+    {"text": ANSWER},
+]
+
+
+def write_notebook(folder: Path) -> Path:
+    """The notebook: load the extension, a calc cell, and an empty cell for the task."""
+    import nbformat
+    from nbformat import v4
+
+    nb = v4.new_notebook()
+    nb.nbformat_minor = 5
+    nb.metadata = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+    }
+    for cid, source in [
+        ("load", "%load_ext jupyter_codexmax"),
+        ("calc", "x = 21\nprint(x * 3)"),
+        ("ask", ""),
+    ]:
+        cell = v4.new_code_cell(source)
+        cell["id"] = cid
+        nb.cells.append(cell)
+    path = folder / NOTEBOOK
+    path.write_text(nbformat.writes(nb) + "\n")
+    return path
+
+
+@dataclass
+class Shots:
+    """What the scenario saw: the screenshots' paths and the texts shown at each stage."""
+
+    folder: Path
+    paths: dict[str, Path] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    saved: dict[str, Any] = field(default_factory=dict)
+
+
+def run_scenario(page: Page, lab: Lab, server: ScriptedModelServer, out: Path) -> Shots:
+    """Run the ``%%agent`` scenario in ``page``; screenshots into ``out``."""
+    from browser.lab import Notebook
+
+    out.mkdir(parents=True, exist_ok=True)
+    shots = Shots(out)
+
+    def shoot(name: str, target: Any) -> None:
+        path = out / f"{name}.png"
+        target.screenshot(path=str(path))
+        shots.paths[name] = path
+
+    server.load(SCRIPT)
+    write_notebook(lab.root)
+    nb = Notebook(page, lab, NOTEBOOK).open()
+
+    nb.run_cell(0)
+    nb.wait_ran(0)
+    nb.run_cell(1)
+    nb.wait_output(1, "63")
+    nb.set_cell(2, TASK)
+    nb.run_cell(2)
+
+    # Working: the panel is up, and the turn waits for its approval in the input prompt.
+    panel = nb.output(2).locator(".widget-vbox").first
+    panel.wait_for()
+    stdin = nb.output(2).locator(".jp-Stdin-input")
+    stdin.wait_for()
+    nb.output(2).filter(has_text="Approve?").wait_for()
+    shots.texts["working"] = nb.output(2).inner_text()
+    shoot("1-panel-working", nb.cell(2))
+    shoot("1-panel-working-page", page)
+    stdin.fill("y")
+    stdin.press("Enter")
+
+    # Done: the panel gives way to the static summary.
+    nb.wait_ran(2)
+    nb.wait_output(2, HEADLINE)
+    nb.wait_idle()
+    shots.texts["summary"] = nb.output(2).inner_text()
+    shoot("2-summary", nb.cell(2))
+    shoot("2-summary-page", page)
+
+    # Saved and reloaded: the summary as it renders from the notebook file.
+    nb.save(lambda saved: HEADLINE in str(saved["cells"][2].get("outputs")))
+    shots.saved = lab.saved(NOTEBOOK)
+    nb.reload()
+    nb.wait_output(2, HEADLINE)
+    shots.texts["reloaded"] = nb.output(2).inner_text()
+    shoot("3-saved-summary", nb.cell(2))
+    shoot("3-saved-summary-page", page)
+    return shots
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=SCREENSHOTS, help="folder for the PNGs")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for `browser`
+    from playwright.sync_api import sync_playwright
+
+    from browser.lab import jupyter_lab, lab_environment, launch_chromium, new_page, why_no_browser
+    from jupyter_codexmax.testing import ScriptedModelServer
+
+    reason = why_no_browser()
+    if reason:
+        print(f"cannot take screenshots: {reason}", file=sys.stderr)
+        return 1
+    with (
+        tempfile.TemporaryDirectory(prefix="cmx-lab-") as tmp,
+        ScriptedModelServer() as server,
+    ):
+        env = lab_environment(Path(tmp), model_url=server.base_url, api_key=API_KEY)
+        with jupyter_lab(Path(tmp), env) as lab, sync_playwright() as playwright:
+            browser = launch_chromium(playwright)
+            try:
+                shots = run_scenario(new_page(browser), lab, server, args.out)
+            finally:
+                browser.close()
+        if server.failures:
+            print(f"the scripted server refused requests: {server.failures}", file=sys.stderr)
+            return 1
+    for path in shots.paths.values():
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""``%%agent`` in real JupyterLab and Chromium: the widget panel while the turn works, the
+static summary it leaves, and that summary rendered again from the saved notebook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from browser.lab import Lab
+from browser.screenshots import API_KEY, HEADLINE, run_scenario
+from jupyter_codexmax.session.store import OUTPUT_MIME
+from jupyter_codexmax.testing import ScriptedModelServer
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+BROKEN = ("Traceback", "Error displaying widget", "model not found", "UsageError")
+
+
+def test_agent_panel_and_saved_summary(
+    page: Page, lab: Lab, scripted_server: ScriptedModelServer, screenshots: Path
+) -> None:
+    shots = run_scenario(page, lab, scripted_server, screenshots)
+    assert scripted_server.failures == []
+
+    working = shots.texts["working"]
+    assert "read_notebook" in working and "edit_notebook" in working
+    assert "Approve?" in working and "run_cells calc" in working
+    assert "Allow run_cells calc? [y]es / [n]o / [a]lways this session:" in working
+
+    summary = shots.texts["summary"]
+    assert HEADLINE in summary
+    assert "Done: x is 42 now, and the cell prints 126." in summary, "markdown rendered"
+    assert "Proposed changes (1, not applied)" in summary and "x = 42" in summary
+    assert "Approve?" not in summary, "the panel gave way to the summary"
+
+    (saved,) = [o for o in shots.saved["cells"][2]["outputs"] if "data" in o]
+    assert HEADLINE in saved["data"]["text/markdown"] and OUTPUT_MIME in saved["data"]
+    assert not any(WIDGET_MIME in o.get("data", {}) for o in shots.saved["cells"][2]["outputs"])
+
+    reloaded = shots.texts["reloaded"]
+    assert HEADLINE in reloaded and "Done: x is 42 now" in reloaded
+    for text in (working, summary, reloaded):
+        assert not any(bad in text for bad in BROKEN), text
+        assert API_KEY not in text
+    assert API_KEY not in str(shots.saved)
+    assert sorted(shots.paths) == [
+        "1-panel-working",
+        "1-panel-working-page",
+        "2-summary",
+        "2-summary-page",
+        "3-saved-summary",
+        "3-saved-summary-page",
+    ]
+    assert all(p.stat().st_size > 1000 for p in shots.paths.values())
