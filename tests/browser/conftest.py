@@ -12,7 +12,7 @@ why and how to get it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,10 +52,30 @@ def lab(
         yield server
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A fresh context and page; on a failure, the page as it was goes to
+    ``build/screenshots/<test name>/failure.png``."""
     page = new_page(browser)
     yield page
+    if request.node.stash.get(_FAILED, False):
+        folder = SCREENSHOTS / str(request.node.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(folder / "failure.png"))
+        _WRITTEN.append(folder)
     page.context.close()
 
 
@@ -68,6 +88,8 @@ def screenshots(request: pytest.FixtureRequest) -> Path:
     end of the run)."""
     folder = SCREENSHOTS / str(request.node.name)
     folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):
+        old.unlink()
     _WRITTEN.append(folder)
     return folder
 

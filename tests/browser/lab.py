@@ -137,6 +137,7 @@ def jupyter_lab(
     end. Ready when its API answers (its port is read from the server's own info file)."""
     notebooks = root / "notebooks"
     notebooks.mkdir(parents=True, exist_ok=True)
+    _quiet_settings(Path(env["JUPYTER_CONFIG_DIR"]))
     runtime = Path(env["JUPYTER_RUNTIME_DIR"])
     token = secrets.token_hex(16)
     log_path = root / "jupyterlab.log"
@@ -152,6 +153,7 @@ def jupyter_lab(
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={notebooks}",
         "--LabApp.news_url=None",
+        "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: kernel states to wait on
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
     with log_path.open("wb") as log:
@@ -165,6 +167,15 @@ def jupyter_lab(
         yield lab
     finally:
         _stop(process)
+
+
+def _quiet_settings(config: Path) -> None:
+    """No "get notified about Jupyter news?" toast over the page (``news_url=None`` alone
+    does not stop it: JupyterLab 4.6 asks while ``fetchNews`` is "none")."""
+    folder = config / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = {"fetchNews": "false", "checkForUpdates": False}
+    (folder / "notification.jupyterlab-settings").write_text(json.dumps(settings))
 
 
 def _wait_ready(
@@ -232,12 +243,28 @@ def launch_chromium(playwright: Playwright) -> Browser:
 
 
 def new_page(browser: Browser) -> Page:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    """A page in a fresh context, tall enough for a working panel to fit on screen."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1500})
     context.set_default_timeout(STATE_TIMEOUT)
     return context.new_page()
 
 
 # -- driving a notebook ----------------------------------------------------------------------
+
+
+#: The kernel of the notebook at ``path`` as its page sees it: "connected:idle", "no kernel",
+#: or null while the notebook is not open. Needs ``window.jupyterapp`` (expose_app_in_browser).
+_KERNEL_STATE = """(path) => {
+    const app = window.jupyterapp;
+    if (!app) return null;
+    for (const widget of app.shell.widgets("main")) {
+        if (widget.context && widget.context.path === path) {
+            const kernel = widget.sessionContext.session?.kernel;
+            return kernel ? `${kernel.connectionStatus}:${kernel.status}` : "no kernel";
+        }
+    }
+    return null;
+}"""
 
 
 class Notebook:
@@ -247,6 +274,7 @@ class Notebook:
         self.page = page
         self.lab = lab
         self.name = name
+        self.kernel_dialogs = 0  # times JupyterLab asked which kernel (answered "Select")
 
     @property
     def panel(self) -> Locator:
@@ -255,25 +283,49 @@ class Notebook:
     def open(self) -> Notebook:
         """Load JupyterLab with this notebook alone, and wait for its kernel to be idle."""
         self.page.goto(self.lab.notebook_url(self.name))
-        self.panel.locator(".jp-Cell").first.wait_for()
-        self.wait_idle()
+        self._wait_kernel()
         return self
 
     def reload(self) -> Notebook:
         self.page.reload()
-        self.panel.locator(".jp-Cell").first.wait_for()
-        self.wait_idle()
+        self._wait_kernel()
         return self
 
+    def kernel_state(self) -> str | None:
+        state = self.page.evaluate(_KERNEL_STATE, self.name)
+        return None if state is None else str(state)
+
     def wait_idle(self) -> None:
-        """The kernel is connected and idle (the toolbar's execution indicator says so)."""
-        self.panel.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').wait_for()
+        """The page's connection to the kernel is up, and the kernel idle."""
+        self.page.wait_for_function(
+            f"(path) => ({_KERNEL_STATE})(path) === 'connected:idle'", arg=self.name
+        )
+
+    def _wait_kernel(self) -> None:
+        # JupyterLab sometimes asks which kernel to start although the notebook names one
+        # (when the page's kernelspecs arrive after the notebook): answer as a person would.
+        dialog = self.page.locator(".jp-Dialog").filter(has_text="Select Kernel")
+        for _ in range(3):
+            self.page.wait_for_function(
+                f"(path) => ({_KERNEL_STATE})(path) === 'connected:idle' || "
+                "document.querySelector('.jp-Dialog') !== null",
+                arg=self.name,
+            )
+            if not dialog.count():
+                break
+            self.kernel_dialogs += 1
+            dialog.locator(".jp-mod-accept").click()
+            dialog.wait_for(state="detached")
+        self.wait_idle()
+        self.panel.locator(".jp-Cell").first.wait_for()
+        # The file browser has listed the notebook: the page has settled.
+        self.page.locator(".jp-DirListing-item").filter(has_text=self.name).first.wait_for()
 
     def cell(self, index: int) -> Locator:
         return self.panel.locator(".jp-Notebook .jp-Cell").nth(index)
 
     def output(self, index: int) -> Locator:
-        return self.cell(index).locator(".jp-OutputArea")
+        return self.cell(index).locator(".jp-Cell-outputArea")
 
     def set_cell(self, index: int, source: str) -> None:
         """Replace a cell's text by typing it in its editor."""

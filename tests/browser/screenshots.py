@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,8 @@ API_KEY = "sk-browser-test-0123456789abcdef"
 NOTEBOOK = "agent.ipynb"
 TASK = "%%agent\nDouble x and show it"
 ANSWER = "Done: **x is 42** now, and the cell prints 126."
-HEADLINE = "turn 1 · done in 4 steps"
+HEADLINE = "turn 1 · done in 5 steps"
+STEPS = ("Read the notebook", "Double x in the calc cell", "Run it and check")
 
 
 def _call(name: str, arguments: Any) -> dict[str, Any]:
@@ -42,7 +44,7 @@ def _call(name: str, arguments: Any) -> dict[str, Any]:
 
 
 #: What the scripted model answers: a plan and a read, an edit (a proposal: the kernel has
-#: no bridge), a run (needs approval at the default level, `ask`), then the answer.
+#: no bridge), a run (needs approval at the default level, `ask`), the plan done, the answer.
 SCRIPT: list[dict[str, Any]] = [
     {
         "reasoning": "Look at the notebook before changing anything.",
@@ -51,9 +53,9 @@ SCRIPT: list[dict[str, Any]] = [
                 "update_plan",
                 {
                     "plan": [
-                        {"step": "Read the notebook", "status": "in_progress"},
-                        {"step": "Double x in the calc cell", "status": "pending"},
-                        {"step": "Run it and check", "status": "pending"},
+                        {"step": STEPS[0], "status": "in_progress"},
+                        {"step": STEPS[1], "status": "pending"},
+                        {"step": STEPS[2], "status": "pending"},
                     ]
                 },
             ),
@@ -74,7 +76,13 @@ SCRIPT: list[dict[str, Any]] = [
         ],
     },
     {"calls": [_call("run_cells", {"cell_ids": ["calc"]})]},
-    {"text": ANSWER},
+    {
+        "calls": [
+            _call("update_plan", {"plan": [{"step": s, "status": "completed"} for s in STEPS]})
+        ]
+    },
+    # Streamed slowly (about 3 s), so the panel can be seen writing it.
+    {"text": ANSWER, "chunk": 6, "delay": 0.25},
 ]
 
 
@@ -109,6 +117,8 @@ class Shots:
     paths: dict[str, Path] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
     saved: dict[str, Any] = field(default_factory=dict)
+    kernel_dialogs: int = 0  # JupyterLab asked which kernel to start (a race of its own)
+    seconds: dict[str, float] = field(default_factory=dict)  # each stage's wall time
 
 
 def run_scenario(page: Page, lab: Lab, server: ScriptedModelServer, out: Path) -> Shots:
@@ -118,6 +128,14 @@ def run_scenario(page: Page, lab: Lab, server: ScriptedModelServer, out: Path) -
     out.mkdir(parents=True, exist_ok=True)
     shots = Shots(out)
 
+    started = time.monotonic()
+
+    def lap(stage: str) -> None:
+        nonlocal started
+        now = time.monotonic()
+        shots.seconds[stage] = round(now - started, 2)
+        started = now
+
     def shoot(name: str, target: Any) -> None:
         path = out / f"{name}.png"
         target.screenshot(path=str(path))
@@ -126,6 +144,7 @@ def run_scenario(page: Page, lab: Lab, server: ScriptedModelServer, out: Path) -
     server.load(SCRIPT)
     write_notebook(lab.root)
     nb = Notebook(page, lab, NOTEBOOK).open()
+    lap("open")
 
     nb.run_cell(0)
     nb.wait_ran(0)
@@ -133,6 +152,7 @@ def run_scenario(page: Page, lab: Lab, server: ScriptedModelServer, out: Path) -
     nb.wait_output(1, "63")
     nb.set_cell(2, TASK)
     nb.run_cell(2)
+    lap("first cells")
 
     # Working: the panel is up, and the turn waits for its approval in the input prompt.
     panel = nb.output(2).locator(".widget-vbox").first
@@ -140,28 +160,47 @@ def run_scenario(page: Page, lab: Lab, server: ScriptedModelServer, out: Path) -
     stdin = nb.output(2).locator(".jp-Stdin-input")
     stdin.wait_for()
     nb.output(2).filter(has_text="Approve?").wait_for()
+    # Open the edit's row, to show the proposed diff (the view only: no message is needed
+    # from the kernel, which is busy with the turn).
+    row = nb.output(2).get_by_text("edit_notebook replace calc")
+    row.click()
+    nb.output(2).locator(".widget-html").filter(has_text="+x = 42").first.wait_for()
     shots.texts["working"] = nb.output(2).inner_text()
     shoot("1-panel-working", nb.cell(2))
     shoot("1-panel-working-page", page)
+    lap("working")
     stdin.fill("y")
     stdin.press("Enter")
+
+    # Writing the answer (best effort: the turn may end before the picture is taken).
+    panel.filter(has_text="Done:").wait_for()
+    shoot("2-panel-streaming", nb.cell(2))
+    shots.texts["streaming"] = nb.output(2).inner_text()
 
     # Done: the panel gives way to the static summary.
     nb.wait_ran(2)
     nb.wait_output(2, HEADLINE)
     nb.wait_idle()
     shots.texts["summary"] = nb.output(2).inner_text()
-    shoot("2-summary", nb.cell(2))
-    shoot("2-summary-page", page)
+    shoot("3-summary", nb.cell(2))
+    shoot("3-summary-page", page)
+    lap("summary")
 
     # Saved and reloaded: the summary as it renders from the notebook file.
     nb.save(lambda saved: HEADLINE in str(saved["cells"][2].get("outputs")))
     shots.saved = lab.saved(NOTEBOOK)
+    lap("save")
     nb.reload()
     nb.wait_output(2, HEADLINE)
     shots.texts["reloaded"] = nb.output(2).inner_text()
-    shoot("3-saved-summary", nb.cell(2))
-    shoot("3-saved-summary-page", page)
+    shoot("4-saved-summary", nb.cell(2))
+    shoot("4-saved-summary-page", page)
+    nb.output(2).get_by_text("What it did").click()
+    nb.output(2).locator("details[open]").wait_for()
+    shots.texts["details"] = nb.output(2).inner_text()
+    shoot("5-saved-summary-details", nb.cell(2))
+    lap("reload")
+    shots.kernel_dialogs = nb.kernel_dialogs
     return shots
 
 

@@ -26,12 +26,14 @@ def test_agent_panel_and_saved_summary(
     page: Page, lab: Lab, scripted_server: ScriptedModelServer, screenshots: Path
 ) -> None:
     shots = run_scenario(page, lab, scripted_server, screenshots)
+    print(f"kernel dialogs: {shots.kernel_dialogs}; seconds: {shots.seconds}")
     assert scripted_server.failures == []
 
     working = shots.texts["working"]
     assert "read_notebook" in working and "edit_notebook" in working
     assert "Approve?" in working and "run_cells calc" in working
     assert "Allow run_cells calc? [y]es / [n]o / [a]lways this session:" in working
+    assert "+x = 42" in working, "the edit's row opens on its diff"
 
     summary = shots.texts["summary"]
     assert HEADLINE in summary
@@ -45,16 +47,20 @@ def test_agent_panel_and_saved_summary(
 
     reloaded = shots.texts["reloaded"]
     assert HEADLINE in reloaded and "Done: x is 42 now" in reloaded
-    for text in (working, summary, reloaded):
+    details = shots.texts["details"]
+    assert "read_notebook" in details and "run_cells calc" in details
+    for text in (working, summary, reloaded, details):
         assert not any(bad in text for bad in BROKEN), text
         assert API_KEY not in text
     assert API_KEY not in str(shots.saved)
     assert sorted(shots.paths) == [
         "1-panel-working",
         "1-panel-working-page",
-        "2-summary",
-        "2-summary-page",
-        "3-saved-summary",
-        "3-saved-summary-page",
+        "2-panel-streaming",
+        "3-summary",
+        "3-summary-page",
+        "4-saved-summary",
+        "4-saved-summary-page",
+        "5-saved-summary-details",
     ]
     assert all(p.stat().st_size > 1000 for p in shots.paths.values())
