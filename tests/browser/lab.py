@@ -56,8 +56,8 @@ INSTALL_HINT = (
 
 
 def find_chromium() -> str | None:
-    """Debian's Chromium on PATH, if any."""
-    return shutil.which("chromium")
+    """Debian's Chromium on PATH (or the command ``CODEXMAX_CHROMIUM`` names), if any."""
+    return shutil.which(os.environ.get("CODEXMAX_CHROMIUM") or "chromium")
 
 
 def why_no_browser() -> str | None:
@@ -67,6 +67,9 @@ def why_no_browser() -> str | None:
     except ImportError:
         return "Python playwright is not installed (it is in the test extras: '.[test]')"
     if find_chromium() is None:
+        named = os.environ.get("CODEXMAX_CHROMIUM")
+        if named:
+            return f"{named} (CODEXMAX_CHROMIUM) not found"
         return f"chromium not found on PATH: {INSTALL_HINT}"
     return None
 
@@ -236,7 +239,7 @@ def launch_chromium(playwright: Playwright) -> Browser:
     (Playwright's ``launch`` makes a new temporary user-data dir each time)."""
     executable = find_chromium()
     if executable is None:
-        raise RuntimeError(f"chromium not found on PATH: {INSTALL_HINT}")
+        raise RuntimeError(why_no_browser() or "chromium not found")
     return playwright.chromium.launch(
         executable_path=executable, headless=True, args=list(CHROMIUM_FLAGS)
     )
