@@ -40,16 +40,23 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="package")
-def lab(
+def _lab_server(
     browser: Browser,
     tmp_path_factory: pytest.TempPathFactory,
     _scripted_server_session: ScriptedModelServer,
 ) -> Iterator[Lab]:
-    """A JupyterLab server (started after the browser, so a missing browser skips first)."""
+    # Started after the browser, so that a missing browser skips before anything starts.
     root = tmp_path_factory.mktemp("lab")
     env = lab_environment(root, model_url=_scripted_server_session.base_url, api_key=API_KEY)
     with jupyter_lab(root, env) as server:
         yield server
+
+
+@pytest.fixture
+def lab(_lab_server: Lab) -> Iterator[Lab]:
+    """The JupyterLab server, its root folder empty; its kernels shut down after the test."""
+    yield _lab_server
+    _lab_server.reset()
 
 
 @pytest.hookimpl(wrapper=True)

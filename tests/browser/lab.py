@@ -126,6 +126,16 @@ class Lab:
         """The notebook opened alone in a fresh workspace (``reset``: nothing else reopens)."""
         return f"{self.url}lab/tree/{quote(name)}?reset&token={self.token}"
 
+    def reset(self) -> None:
+        """Shut every kernel down and empty the root folder (between tests)."""
+        for session in self.api("sessions"):
+            self.api(f"sessions/{session['id']}", method="DELETE")
+        for path in self.root.iterdir():
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
     def saved(self, name: str) -> dict[str, Any]:
         """The notebook as the server has it on disk."""
         answer: dict[str, Any] = self.api(f"contents/{quote(name)}?content=1")
@@ -358,8 +368,7 @@ class Notebook:
     def save(self, done: Callable[[dict[str, Any]], bool] | None = None) -> None:
         """Save (Ctrl+S) and wait until the file on disk satisfies ``done`` (and the tab is
         no longer marked dirty)."""
-        self.panel.locator(".jp-Notebook").click(position={"x": 5, "y": 5})
-        self.page.keyboard.press("Escape")
+        self.page.locator(".lm-TabBar-tab.jp-mod-current").first.click()
         self.page.keyboard.press("ControlOrMeta+s")
         self.page.locator(".lm-TabBar-tab.jp-mod-current:not(.jp-mod-dirty)").first.wait_for()
         if done is None:

@@ -41,6 +41,8 @@ def test_agent_panel_and_saved_summary(
     assert "Proposed changes (1, not applied)" in summary and "x = 42" in summary
     assert "Approve?" not in summary, "the panel gave way to the summary"
 
+    calc = shots.saved["cells"][1]
+    assert calc["source"] == "x = 21\nprint(x * 3)", "the edit is a proposal, not applied"
     (saved,) = [o for o in shots.saved["cells"][2]["outputs"] if "data" in o]
     assert HEADLINE in saved["data"]["text/markdown"] and OUTPUT_MIME in saved["data"]
     assert not any(WIDGET_MIME in o.get("data", {}) for o in shots.saved["cells"][2]["outputs"])
