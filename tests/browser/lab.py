@@ -353,6 +353,10 @@ class Notebook:
         self.cell(index).locator(".jp-InputArea-prompt").click()
         self.page.keyboard.press("ControlOrMeta+Enter")
 
+    def interrupt(self) -> None:
+        """Interrupt the kernel with the notebook toolbar's button (■)."""
+        self.panel.locator('.jp-Toolbar [data-command="notebook:interrupt-kernel"]').click()
+
     def wait_ran(self, index: int) -> str:
         """Wait for a cell's run to end (its prompt shows a number); returns the prompt."""
         prompt = self.cell(index).locator(".jp-InputArea-prompt")

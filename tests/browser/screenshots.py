@@ -8,6 +8,7 @@ Used by ``test_agent_panel.py``, and runnable on its own to regenerate the pictu
 It starts the scripted model server, a JupyterLab server and Chromium, runs a notebook whose
 ``%%agent`` cell reads the notebook, plans, proposes an edit, asks to run a cell (answered
 ``y`` in the input prompt) and answers; then saves, reloads and shows the saved summary.
+A second notebook's turn is stopped with the interrupt button while it writes (``stop/``).
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ SCREENSHOTS = ROOT / "build" / "screenshots"
 API_KEY = "sk-browser-test-0123456789abcdef"
 
 NOTEBOOK = "agent.ipynb"
+STOP_NOTEBOOK = "stop.ipynb"
 TASK = "%%agent\nDouble x and show it"
 ANSWER = "Done: **x is 42** now, and the cell prints 126."
 HEADLINE = "turn 1 · done in 5 steps"
-ENDED = re.compile(r"jupyter-codexmax · turn 1 · (done|failed|stopped)")  # the summary's
+ENDED = re.compile(r"jupyter-codexmax · turn \d+ · (done|failed|stopped)")  # the summary's
 STEPS = ("Read the notebook", "Double x in the calc cell", "Run it and check")
 
 
@@ -90,7 +92,17 @@ SCRIPT: list[dict[str, Any]] = [
 ]
 
 
-def write_notebook(folder: Path) -> Path:
+#: A long answer, streamed slowly (about 15 s), for the turn that is stopped.
+SLOW_ANSWER = {
+    "text": "Let me explain what x is, step by step, taking my time over every part of it. " * 4,
+    "chunk": 5,
+    "delay": 0.2,
+}
+
+
+def write_notebook(
+    folder: Path, cells: list[tuple[str, str]] | None = None, name: str = NOTEBOOK
+) -> Path:
     """The notebook: load the extension, a calc cell, and an empty cell for the task."""
     import nbformat
     from nbformat import v4
@@ -100,7 +112,7 @@ def write_notebook(folder: Path) -> Path:
     nb.metadata = {
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
     }
-    for cid, source in [
+    for cid, source in cells or [
         ("load", "%load_ext jupyter_codexmax"),
         ("calc", "x = 21\nprint(x * 3)"),
         ("ask", ""),
@@ -108,7 +120,7 @@ def write_notebook(folder: Path) -> Path:
         cell = v4.new_code_cell(source)
         cell["id"] = cid
         nb.cells.append(cell)
-    path = folder / NOTEBOOK
+    path = folder / name
     path.write_text(nbformat.writes(nb) + "\n")
     return path
 
@@ -192,7 +204,7 @@ def run_scenario(page: Page, lab: Lab, server: ScriptedModelServer, out: Path) -
     lap("summary")
 
     # Saved and reloaded: the summary as it renders from the notebook file.
-    nb.save(lambda saved: "jupyter-codexmax · turn 1" in str(saved["cells"][2].get("outputs")))
+    nb.save(lambda saved: "jupyter-codexmax · turn" in str(saved["cells"][2].get("outputs")))
     shots.saved = lab.saved(NOTEBOOK)
     lap("save")
     nb.reload()
@@ -205,6 +217,44 @@ def run_scenario(page: Page, lab: Lab, server: ScriptedModelServer, out: Path) -
     shots.texts["details"] = nb.output(2).inner_text()
     shoot("5-saved-summary-details", nb.cell(2))
     lap("reload")
+    shots.kernel_dialogs = nb.kernel_dialogs
+    return shots
+
+
+def run_stop_scenario(page: Page, lab: Lab, server: ScriptedModelServer, out: Path) -> Shots:
+    """A turn stopped with JupyterLab's interrupt button while it writes; then the kernel
+    runs the next cell."""
+    from browser.lab import Notebook
+
+    out.mkdir(parents=True, exist_ok=True)
+    shots = Shots(out)
+    server.load([SLOW_ANSWER])
+    # Its own name: this machine keeps each notebook path's session (the journal's index),
+    # and a notebook at the same path would continue the other scenario's session.
+    write_notebook(
+        lab.root,
+        [("load", "%load_ext jupyter_codexmax"), ("ask", TASK), ("after", "print(6 * 7)")],
+        name=STOP_NOTEBOOK,
+    )
+    nb = Notebook(page, lab, STOP_NOTEBOOK).open()
+    nb.run_cell(0)
+    nb.wait_ran(0)
+    nb.run_cell(1)
+    nb.output(1).locator(".widget-vbox").filter(has_text="step by step").first.wait_for()
+    nb.cell(1).screenshot(path=str(out / "1-panel-writing.png"))
+    shots.paths["1-panel-writing"] = out / "1-panel-writing.png"
+    nb.interrupt()
+    ended = nb.output(1).locator(".jp-OutputArea-output").filter(has_text=ENDED)
+    ended.first.wait_for()
+    nb.wait_ran(1)
+    shots.texts["stopped"] = nb.output(1).inner_text()
+    nb.run_cell(2)
+    nb.wait_output(2, "42")
+    nb.wait_idle()
+    nb.cell(1).screenshot(path=str(out / "2-stopped-summary.png"))
+    shots.paths["2-stopped-summary"] = out / "2-stopped-summary.png"
+    page.screenshot(path=str(out / "2-stopped-summary-page.png"))
+    shots.paths["2-stopped-summary-page"] = out / "2-stopped-summary-page.png"
     shots.kernel_dialogs = nb.kernel_dialogs
     return shots
 
@@ -232,13 +282,16 @@ def main(argv: list[str] | None = None) -> int:
         with jupyter_lab(Path(tmp), env) as lab, sync_playwright() as playwright:
             browser = launch_chromium(playwright)
             try:
-                shots = run_scenario(new_page(browser), lab, server, args.out)
+                paths = run_scenario(new_page(browser), lab, server, args.out).paths
+                if server.failures:
+                    print(f"the scripted server refused: {server.failures}", file=sys.stderr)
+                    return 1
+                lab.reset()
+                stop = run_stop_scenario(new_page(browser), lab, server, args.out / "stop")
+                paths.update(stop.paths)
             finally:
                 browser.close()
-        if server.failures:
-            print(f"the scripted server refused requests: {server.failures}", file=sys.stderr)
-            return 1
-    for path in shots.paths.values():
+    for path in paths.values():
         print(path)
     return 0
 

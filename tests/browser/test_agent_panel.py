@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from browser.lab import Lab
-from browser.screenshots import API_KEY, HEADLINE, run_scenario
+from browser.screenshots import API_KEY, HEADLINE, run_scenario, run_stop_scenario
 from jupyter_codexmax.session.store import OUTPUT_MIME
 from jupyter_codexmax.testing import ScriptedModelServer
 
@@ -66,3 +66,15 @@ def test_agent_panel_and_saved_summary(
         "5-saved-summary-details",
     ]
     assert all(p.stat().st_size > 1000 for p in shots.paths.values())
+
+
+def test_the_interrupt_button_stops_a_turn(
+    page: Page, lab: Lab, scripted_server: ScriptedModelServer, screenshots: Path
+) -> None:
+    shots = run_stop_scenario(page, lab, scripted_server, screenshots)
+    stopped = shots.texts["stopped"]
+    assert "jupyter-codexmax · turn 1 · stopped" in stopped
+    assert "step by step" in stopped, "what it had written stays"
+    assert not any(bad in stopped for bad in BROKEN), stopped
+    assert len(scripted_server.requests_to("responses")) == 1
+    assert sorted(shots.paths) == ["1-panel-writing", "2-stopped-summary", "2-stopped-summary-page"]
