@@ -2,12 +2,12 @@
 
 - ``lab``: a real ``jupyter lab`` on loopback, in its own temporary folders, whose kernels
   talk to the scripted model server (the session's ``scripted_server``: load a script in
-  the test);
+  the test); its kernels shut down and its folder emptied after each test;
 - ``page``: a fresh browser context and page in Debian's Chromium.
 
-Both are package-scoped: started by the first browser test, stopped after the last, so the
-rest of the suite runs without them. Without Chromium (or Playwright) the tests skip, saying
-why and how to get it.
+The server and the browser are package-scoped: started by the first browser test, stopped
+after the last, so the rest of the suite runs without them. Without Chromium (or
+Playwright) the tests skip, saying why and how to get it.
 """
 
 from __future__ import annotations
