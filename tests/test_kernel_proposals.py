@@ -127,3 +127,25 @@ def test_an_unsaved_agent_cell_is_said_to_be_unsaved(
         assert "as saved" not in saved.stdout
     assert scripted_server.failures == []
     assert path.read_bytes() == before
+
+
+def test_a_new_notebook_at_an_old_path_starts_its_own_session(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """This machine keeps a notebook's session by its path; a notebook deleted and made
+    anew at that path (no cell in common) is another notebook, and starts afresh."""
+    path = notebook(tmp_path)
+    env = {"JPY_SESSION_NAME": str(path)}
+    scripted_server.load([{"text": "Noted."}])
+    with Kernel(tmp_path, scripted_server, data_dir=tmp_path / "data", env=env) as kernel:
+        kernel.run("%load_ext jupyter_codexmax")
+        assert kernel.run("%%agent\nRemember PELICAN-42").ok
+        path.unlink()
+        make_notebook(path, [("fresh", "code", "y = 1")])
+        kernel.restart()
+        scripted_server.load([{"text": "Hello."}])
+        kernel.run("%load_ext jupyter_codexmax")
+        turn = kernel.run("%%agent\nHi")
+        assert turn.ok, turn.stderr
+        assert "continuing session" not in turn.stdout
+    assert "PELICAN-42" not in json.dumps(scripted_server.requests_to("responses")[-1].body)

@@ -102,7 +102,9 @@ def test_the_static_summary_keeps_what_matters() -> None:
     assert "<summary>What it did (3 actions)</summary>" in markdown
     assert "✗ run_cells c1 → c1 error (0.5s)" in markdown
     assert "cell c1 error: ValueError: bad value" in markdown
-    assert "- ✓ Read the notebook" in markdown and "- ▸ Fix the cell" in markdown
+    # The marks are the bullets: one step a line, no list bullet before them.
+    assert "✓ Read the notebook  \n▸ Fix the cell" in markdown
+    assert "- ✓" not in markdown and "- ✗" not in markdown
     assert "context 20.0k of 272.0k (7%; 252.0k left) · 1 compaction" in markdown
     plain = log.plain()
     assert "turn 1 · done in 3 steps" in plain and "x = 2" in plain
@@ -254,7 +256,7 @@ def test_notes_plan_and_counts_stay_apart_in_the_summary() -> None:
     assert "done in 1 step ·" in markdown and "(1 action)" in markdown
     assert "stopping" not in markdown, "a host's status line goes when the turn ends"
     plan, notes = markdown.split("**Notes**")
-    assert "- ✓ Read" in plan
+    assert "✓ Read" in plan and "- ✓" not in plan
     assert notes.lstrip().startswith("* _a credential"), "notes are a list of their own"
 
 

@@ -149,7 +149,7 @@ def open_all(
         found = None
         if not new_session:
             try:
-                extra = kept_here(doc.path) if settings.journal else []
+                extra = kept_here(doc.path, doc.ids) if settings.journal else []
                 found = find_record(doc.nb, str(doc.path), extra)
             except SessionError as exc:
                 problems.append(f"{exc} (or run with --new-session)")
@@ -281,7 +281,7 @@ def _saver(settings: CodexMax, doc: FileNotebook) -> SaveSession:
 
     async def save(record: dict[str, Any]) -> None:
         if settings.journal:
-            remember_notebook(doc.path, record)
+            remember_notebook(doc.path, record, doc.ids)
         if writes_notebook:
             await doc.set_metadata(METADATA_KEY, record)
             await doc.save()

@@ -28,7 +28,7 @@ def _open(path: str, journal: bool = True) -> tuple[FileNotebook, str, SessionRe
     """The notebook, and its latest session (the notebook's, or the one this machine keeps
     for it when that is newer) with where it was found."""
     doc = FileNotebook.open(path)
-    found = find_record(doc.nb, str(doc.path), kept_here(doc.path) if journal else [])
+    found = find_record(doc.nb, str(doc.path), kept_here(doc.path, doc.ids) if journal else [])
     return (doc, *found) if found is not None else (doc, "", None)
 
 

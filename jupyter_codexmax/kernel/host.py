@@ -228,7 +228,7 @@ class KernelHost:
         from ..session.journal import remember_notebook
 
         if self.settings.journal and session.path is not None:
-            remember_notebook(session.path, record)
+            remember_notebook(session.path, record, session.doc.ids)
         session.record = record
         await self.main.call(lambda: output.show(session, final=False))
 

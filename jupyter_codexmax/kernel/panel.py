@@ -80,6 +80,9 @@ class Panel:
         self.approval_rows: dict[str, Any] = {}
         self.meter = w.FloatProgress(value=0.0, min=0.0, max=1.0, description="context")
         self.meter_label = w.HTML()
+        #: Shown from the first usage report (an empty bar before it says nothing).
+        self.meter_row = w.HBox([self.meter, self.meter_label])
+        self.meter_row.layout.display = "none"
         self.notices = w.HTML()
         self.stop_button = w.Button(
             description="Stop", icon="stop", button_style="danger", tooltip="Stop the agent"
@@ -100,7 +103,7 @@ class Panel:
                 self.calls,
                 self.plan,
                 self.approvals,
-                w.HBox([self.meter, self.meter_label]),
+                self.meter_row,
                 self.notices,
                 self.hint,
             ]
@@ -231,7 +234,9 @@ class Panel:
                 + "".join(f"<li>{html.escape(d)}</li>" for d in record.details)
                 + "</ul>"
             )
-        if record.output:
+        edited = any(e.diff and self._edited_in(record, e) for e in self.log.edits)
+        if record.output and not edited:
+            # An edit's diffs are shown coloured below; its text output says the same.
             parts.append(_pre(record.output))
         return "".join(parts)
 
@@ -281,6 +286,7 @@ class Panel:
 
     def _show_meter(self) -> None:
         log = self.log
+        self.meter_row.layout.display = "" if log.context_window else "none"
         if log.context_window:
             share = min(1.0, log.context_tokens / log.context_window)
             self.meter.value = share

@@ -103,7 +103,7 @@ class NotebookSession:
             doc = DetachedNotebook.empty(Path.cwd() / "untitled.ipynb")
         record = None
         if not new and path is not None:
-            local = recall_notebook(path) if settings.journal else None
+            local = recall_notebook(path, doc.ids) if settings.journal else None
             extra = [("this machine's journal", local)] if local is not None else []
             record = latest_record(doc.nb, str(path), extra)
         workspace = Workspace.for_notebook(doc.path, settings.workspace_root or None)
@@ -179,7 +179,7 @@ class NotebookSession:
 
         async def save(record: dict[str, Any]) -> None:
             if settings.journal and self.path is not None:
-                remember_notebook(self.path, record)
+                remember_notebook(self.path, record, live.ids)
             self.record = record
             await live.set_metadata(METADATA_KEY, record)
             await live.save()

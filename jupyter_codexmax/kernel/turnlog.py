@@ -216,8 +216,13 @@ class TurnLog:
             self.finished = time.monotonic()
             self.activity = event.status
             self.status_note = ""
+            partial = "".join(self._answer_parts).strip()
             if event.final_text.strip() and event.final_text.strip() not in self._messages:
                 self._messages.append(event.final_text.strip())
+            elif partial:
+                # Stopped (or failed) while writing: what was written stays, marked as cut.
+                self._messages.append(partial + " …")
+                self.notices.append(f"{event.status} while writing: the last message is cut off")
             self._streamed([])
             if event.error:
                 self.error = event.error
@@ -290,13 +295,15 @@ class TurnLog:
                 f"<details><summary>What it did ({plural(len(self.calls), 'action')})</summary>"
             )
             lines.append("")
+            rows: list[str] = []
             for record in self.calls:
-                lines.append(f"- {_escape(record.title)}")
-                for detail in record.details[:6]:
-                    lines.append(f"  - {_escape(detail)}")
-            lines += ["", "</details>", ""]
+                rows.append(_escape(record.title))  # its mark (✓ ✗) is its bullet
+                rows += [f"&emsp;{_escape(detail)}" for detail in record.details[:6]]
+            lines += ["  \n".join(rows), "", "</details>", ""]
         if self.plan:
-            lines += ["**Plan**", ""] + [f"- {_escape(x)}" for x in self.plan_lines()] + [""]
+            # The marks are the bullets: one step a line (hard breaks), not a list.
+            steps = [_escape(x) for x in self.plan_lines()]
+            lines += ["**Plan**", "", "  \n".join(steps), ""]
         if proposals:
             lines += [f"**Proposed changes** ({len(proposals)}, not applied)", ""]
             for number, proposal in enumerate(proposals, 1):

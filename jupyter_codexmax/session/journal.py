@@ -24,6 +24,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,34 +62,49 @@ def _index_path(notebook: Path) -> Path:
     return journal_folder().parent / "notebooks" / f"{key}.json"
 
 
-def remember_notebook(notebook: Path, record: dict[str, Any]) -> None:
+#: Cell ids kept with a notebook's record, to know the notebook again.
+KEPT_CELL_IDS = 200
+
+
+def remember_notebook(notebook: Path, record: dict[str, Any], cells: Sequence[str] = ()) -> None:
     """Keep ``notebook``'s latest record on this machine: where its session is when the
     notebook was not written (a kernel never writes it; a read-only run neither; an old
-    nbformat is never rewritten), for the next ``%%agent`` or run to continue."""
+    nbformat is never rewritten), for the next ``%%agent`` or run to continue. ``cells``:
+    the notebook's cell ids, by which :func:`recall_notebook` knows it is the same one."""
     from ..notebook.file import atomic_write
 
     path = _index_path(notebook)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"notebook": str(notebook.resolve()), "record": record}
+    data = {
+        "notebook": str(notebook.resolve()),
+        "cells": list(cells)[:KEPT_CELL_IDS],
+        "record": record,
+    }
     atomic_write(path, json.dumps(data, ensure_ascii=False).encode("utf-8"))
 
 
-def recall_notebook(notebook: Path) -> dict[str, Any] | None:
-    """The record :func:`remember_notebook` kept for ``notebook``, if any."""
+def recall_notebook(notebook: Path, cells: Sequence[str] | None = None) -> dict[str, Any] | None:
+    """The record :func:`remember_notebook` kept for ``notebook``, if any. ``cells``: the
+    notebook's cell ids now: a notebook that shares none with the one the record was kept
+    for is another notebook at the same path (deleted and made anew), whose session is its
+    own."""
     try:
         data = json.loads(_index_path(notebook).read_text("utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("notebook") != str(notebook.resolve()):
         return None
+    kept = data.get("cells")
+    if cells is not None and isinstance(kept, list) and kept and not set(kept) & set(cells):
+        return None
     record = data.get("record")
     return record if isinstance(record, dict) else None
 
 
-def kept_here(notebook: Path) -> list[tuple[str, Any]]:
+def kept_here(notebook: Path, cells: Sequence[str] | None = None) -> list[tuple[str, Any]]:
     """The record this machine keeps for ``notebook``, as an extra source for
     :func:`..store.latest_record` (an empty list when there is none)."""
-    record = recall_notebook(notebook)
+    record = recall_notebook(notebook, cells)
     return [(MACHINE, record)] if record is not None else []
 
 
