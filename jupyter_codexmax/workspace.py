@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import CodexmaxError
 
-__all__ = ["PathError", "Workspace", "find_root"]
+__all__ = ["PathError", "Workspace", "absolute", "find_root"]
 
 #: Folders the file tools skip when listing and searching (they can still be read by path).
 SKIPPED_DIRS = frozenset(
@@ -44,6 +44,13 @@ class PathError(CodexmaxError):
     """A path outside the workspace, or one that does not exist. Told to the model."""
 
 
+def absolute(path: str | os.PathLike[str]) -> Path:
+    """``path`` made absolute with its folder resolved, but not its last part: a notebook
+    that is a link is where the link is (its workspace is there), not where it points."""
+    plain = Path(os.path.abspath(Path(path).expanduser()))
+    return plain.parent.resolve() / plain.name
+
+
 def find_root(start: Path) -> Path:
     """The nearest folder at or above ``start`` that holds ``.git``; else ``start``."""
     start = start.resolve()
@@ -66,7 +73,7 @@ class Workspace:
             if not resolved.is_dir():
                 raise PathError(f"workspace root {root} is not a folder")
             return cls(resolved)
-        return cls(find_root(notebook.expanduser().resolve().parent))
+        return cls(find_root(absolute(notebook).parent))
 
     def resolve(
         self, path: str | os.PathLike[str], *, must_exist: bool = False, base: Path | None = None

@@ -415,10 +415,10 @@ async def test_failed_write_leaves_the_original(
     doc = FileNotebook.open(path)
     await doc.set_source("c1", "changed")
 
-    def disk_full(src: str, dst: str) -> None:
+    def disk_full(src: str, dst: str, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("jupyter_codexmax.notebook.file.os.replace", disk_full)
+    monkeypatch.setattr("jupyter_codexmax.safefs.os.rename", disk_full)
     with pytest.raises(OSError, match="No space"):
         await doc.save()
     assert path.read_bytes() == before

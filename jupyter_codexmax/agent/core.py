@@ -276,7 +276,7 @@ class Agent:
         self._idle_or_raise()
         if not self._undo:
             return "nothing to undo"
-        from ..notebook.file import atomic_write
+        from ..safefs import remove_inside, write_inside
 
         record = self._undo[-1]
         conflicts = [self.workspace.relative(p) for p in record.conflicts()]
@@ -294,11 +294,11 @@ class Agent:
             await doc.save()
             restored.append(doc.path.name)
         for path, content in record.files.items():
+            root = self.workspace.root
             if content is None:
-                path.unlink(missing_ok=True)
+                remove_inside(root, path, missing_ok=True)
             else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(path, content)
+                write_inside(root, path, content)
             restored.append(self.workspace.relative(path))
         self._undo.pop()
         note = (
@@ -370,10 +370,10 @@ class Agent:
         from ..notebook.view import notebook_heading
 
         doc = self.notebook
-        folder = doc.path.parent if doc is not None else self.workspace.root
+        folder = doc.location.parent if doc is not None else self.workspace.root
         text = context_message(
             notebook_heading=notebook_heading(doc) if doc is not None else None,
-            notebook_path=self.workspace.relative(doc.path) if doc is not None else None,
+            notebook_path=self.workspace.relative(doc.location) if doc is not None else None,
             workspace=self.workspace,
             agents=agents_md(self.workspace, folder, self.settings.agents_md_limit),
             kernel=self.runner.kernel_name if self.runner is not None else None,

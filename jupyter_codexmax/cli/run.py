@@ -37,8 +37,9 @@ from ..agent.session import SaveSession
 from ..config import CodexMax
 from ..diffs import unified_diff
 from ..notebook.document import NotebookError
-from ..notebook.file import FileNotebook, atomic_write
+from ..notebook.file import FileNotebook
 from ..providers.base import Usage
+from ..safefs import atomic_write, check_writable
 from ..session.journal import MACHINE, kept_here
 from ..session.store import SessionError, SessionRecord, find_record
 from ..workspace import PathError, Workspace
@@ -139,13 +140,21 @@ def open_all(
             continue
         seen.add(doc.path)
         try:
-            workspace = Workspace.for_notebook(doc.path, settings.workspace_root or None)
+            workspace = Workspace.for_notebook(doc.location, settings.workspace_root or None)
         except PathError as exc:
             problems.append(f"{doc.path}: {exc}")
             continue
-        if not workspace.contains(doc.path):
-            problems.append(f"{doc.path}: not inside the workspace {workspace.root}")
+        if not workspace.contains(doc.location):
+            problems.append(f"{doc.location}: not inside the workspace {workspace.root}")
             continue
+        if settings.approval != "read-only" and doc.writable:
+            try:
+                check_writable(doc.path)
+            except PermissionError as exc:
+                problems.append(
+                    f"{doc.path}: {exc.strerror}; not run (--approval read-only only reads it)"
+                )
+                continue
         found = None
         if not new_session:
             try:

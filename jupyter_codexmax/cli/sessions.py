@@ -149,7 +149,7 @@ def compact_notebook(settings: CodexMax, path: str, out: TextIO = sys.stdout) ->
         raise SessionError(f"{doc.path}: no jupyter-codexmax session to compact")
     if not doc.writable:
         raise SessionError(f"{doc.path}: old nbformat; the session cannot be saved back")
-    workspace = Workspace.for_notebook(doc.path, settings.workspace_root or None)
+    workspace = Workspace.for_notebook(doc.location, settings.workspace_root or None)
 
     async def go() -> str:
         # Saving the compacted session is what was asked for, at any approval level.

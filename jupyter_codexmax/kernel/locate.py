@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..workspace import absolute
+
 __all__ = ["locate_notebook"]
 
 #: Notebooks in the working folder scanned at most (a folder of thousands is not scanned).
@@ -28,7 +30,7 @@ def locate_notebook(
     """(path, how it was found) or (None, why not)."""
     cwd = Path.cwd()
     if explicit:
-        path = (cwd / Path(explicit).expanduser()).resolve()
+        path = absolute(cwd / Path(explicit).expanduser())
         return path, "--notebook"
     names = []
     user_ns = getattr(shell, "user_ns", {}) or {}
@@ -42,7 +44,7 @@ def locate_notebook(
         candidate = Path(name).expanduser()
         for path in (candidate, cwd / candidate, cwd / candidate.name):
             if path.is_file():
-                return path.resolve(), "the Jupyter session"
+                return absolute(path), "the Jupyter session"
     if cell_source:
         found = _holding(cwd, cell_source)
         if len(found) == 1:
@@ -73,6 +75,6 @@ def _holding(folder: Path, source: str) -> list[Path]:
             if isinstance(text, list):
                 text = "".join(text)
             if isinstance(text, str) and text.strip() == want:
-                found.append(path.resolve())
+                found.append(absolute(path))
                 break
     return found

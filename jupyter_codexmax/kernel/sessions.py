@@ -106,7 +106,7 @@ class NotebookSession:
             local = recall_notebook(path, doc.ids) if settings.journal else None
             extra = [("this machine's journal", local)] if local is not None else []
             record = latest_record(doc.nb, str(path), extra)
-        workspace = Workspace.for_notebook(doc.path, settings.workspace_root or None)
+        workspace = Workspace.for_notebook(doc.location, settings.workspace_root or None)
         holder: dict[str, NotebookSession] = {}
 
         def stop_agent() -> None:  # the session exists by the time a cell runs

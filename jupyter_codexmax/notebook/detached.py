@@ -92,7 +92,9 @@ class DetachedNotebook(NotebookDocument):
 
         doc = FileNotebook.open(path)
         digest = hashlib.sha256(doc.path.read_bytes()).hexdigest()
-        return cls(doc.path, doc.nb, doc.ids, version=doc.version, digest=digest)
+        copy = cls(doc.path, doc.nb, doc.ids, version=doc.version, digest=digest)
+        copy.location = doc.location
+        return copy
 
     @classmethod
     def empty(cls, path: Path) -> DetachedNotebook:

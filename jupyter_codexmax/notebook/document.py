@@ -67,6 +67,8 @@ class NotebookDocument(abc.ABC):
 
     def __init__(self, path: Path, nb: Any, ids: list[str]) -> None:
         self.path = path
+        #: Where the notebook was found (a link stays a link): its workspace is around it.
+        self.location = path
         self._nb = nb
         self._ids = ids
         self._counter = 0

@@ -22,13 +22,13 @@ import hashlib
 import json
 import logging
 import os
-import stat
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..safefs import atomic_write
+from ..workspace import absolute
 from .document import NotebookDocument, NotebookError
 from .nbjson import V4Read, notebook_bytes, read_v4
 
@@ -178,7 +178,9 @@ class FileNotebook(NotebookDocument):
             raise NotebookError(f"{target}: cannot be read: {exc.strerror or exc}") from exc
         nb, read, version = read_notebook_bytes(target, raw)
         ids = session_ids(list(nb.cells), version >= (4, 5))
-        return cls(target.resolve(), nb, ids, raw=raw, original_version=version, read=read)
+        doc = cls(target.resolve(), nb, ids, raw=raw, original_version=version, read=read)
+        doc.location = absolute(target)
+        return doc
 
     @property
     def version(self) -> tuple[int, int]:
@@ -226,33 +228,3 @@ class FileNotebook(NotebookDocument):
         self.dirty = False
         self.writes += 1
         return True
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old or the new file, whole."""
-    folder = path.parent
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        mode = 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".codexmax-tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)

@@ -71,7 +71,7 @@ def remember_notebook(notebook: Path, record: dict[str, Any], cells: Sequence[st
     notebook was not written (a kernel never writes it; a read-only run neither; an old
     nbformat is never rewritten), for the next ``%%agent`` or run to continue. ``cells``:
     the notebook's cell ids, by which :func:`recall_notebook` knows it is the same one."""
-    from ..notebook.file import atomic_write
+    from ..safefs import atomic_write
 
     path = _index_path(notebook)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -296,30 +296,31 @@ def apply_patch_text(workspace: Workspace, text: str) -> list[FileChange]:
     return changes
 
 
-def write_changes(changes: list[FileChange]) -> None:
-    """Write computed changes; if one fails, undo the ones already written."""
-    from ..notebook.file import atomic_write
+def write_changes(root: Path, changes: list[FileChange]) -> None:
+    """Write computed changes inside ``root`` (never through a link swapped in since the
+    paths were checked, never past the user's permissions); if one fails, undo the ones
+    already written."""
+    from ..safefs import remove_inside, write_inside
 
     done: list[FileChange] = []
     try:
         for change in changes:
             target = change.new_path or change.path
             if change.after is None:
-                change.path.unlink()
+                remove_inside(root, change.path)
             else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write(target, change.after)
+                write_inside(root, target, change.after)
                 if change.new_path and change.new_path != change.path:
-                    change.path.unlink()
+                    remove_inside(root, change.path)
             done.append(change)
     except OSError as exc:
         for change in reversed(done):
             if change.new_path and change.new_path != change.path:
-                change.new_path.unlink(missing_ok=True)
+                remove_inside(root, change.new_path, missing_ok=True)
             if change.before is None:
-                change.path.unlink(missing_ok=True)
+                remove_inside(root, change.path, missing_ok=True)
             else:
-                atomic_write(change.path, change.before)
+                write_inside(root, change.path, change.before)
         raise ToolError(
             f"could not write {exc.filename or ''}: {exc.strerror or exc}; nothing was changed"
         ) from exc
@@ -377,7 +378,7 @@ class ApplyPatch(Tool):
             ctx.before_file_change(change.path)
             if change.new_path:
                 ctx.before_file_change(change.new_path)
-        write_changes(changes)
+        write_changes(ctx.workspace.root, changes)
         diffs = ctx.state.setdefault("file_diffs", [])
         diffs.extend(c.diff for c in changes if c.diff)
         touched = ctx.state.setdefault("files_touched", set())
