@@ -16,6 +16,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite reads real notebooks and recorded traffic from ``../shared`` (beside the
+    repository): without it, say so in one line instead of failing at collection."""
+    if not (SHARED / "corpus" / "MANIFEST.tsv").is_file():
+        pytest.exit(
+            f"the shared reference data is missing: the tests expect it at {SHARED} "
+            "(the folder beside this repository that holds corpus/, recorded/ and "
+            "openai-openapi/)",
+            returncode=2,
+        )
+
+
 @pytest.fixture(autouse=True)
 def _isolated(codexmax_isolated: Path) -> Path:
     return codexmax_isolated

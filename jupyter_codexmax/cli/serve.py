@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..testing.script import load_script
 from ..testing.server import ScriptedModelServer
+from ..text import plural
 
 if TYPE_CHECKING:
     from .app import ScriptedServerApp
@@ -40,7 +41,7 @@ def serve(app: ScriptedServerApp, script_path: str | None) -> int:
     signal.signal(signal.SIGTERM, stop)
     print(
         f"jupyter-codexmax scripted model server (not a model) at {server.base_url}\n"
-        f"script: {script_path or 'none'} ({script.remaining} steps); Ctrl-C to stop",
+        f"script: {script_path or 'none'} ({plural(script.remaining, 'step')}); Ctrl-C to stop",
         flush=True,
     )
     if app.url_file:

@@ -582,10 +582,12 @@ class KernelHost:
                 f"code: copy it from %agent proposals\n\n{proposal.source}"
             )
         self.shell.set_next_input(proposal.source, replace=False)
-        return (
-            f"proposal {number} ({describe_proposal(proposal)}) is in a new cell below; "
-            "replace the old cell with it"
+        then = (
+            "move it where it belongs"
+            if proposal.action == "insert"
+            else f"it replaces cell {proposal.cell_id}: delete the old one"
         )
+        return f"proposal {number} ({describe_proposal(proposal)}) is in a new cell below; {then}"
 
     def resolve(self, request_id: str | None, decision: str) -> str:
         if decision not in ("approve", "approve_session", "deny"):

@@ -529,8 +529,9 @@ class _Handler(BaseHTTPRequestHandler):
         if step is None:
             self._script_error(
                 record,
-                f"the script has no step left for request #{record.number}; add steps or set "
-                '"after_last": "repeat"',
+                f"the script has no step left for request #{record.number}; post the script "
+                "again to /_scripted/script (or restart the scripted server) to replay it, or "
+                'add steps or "after_last": "repeat" to it',
                 "script_exhausted",
             )
             return
