@@ -36,6 +36,7 @@ from ..providers import ReasoningDelta as ModelReasoningDelta
 from ..providers import TextDelta as ModelTextDelta
 from ..providers.base import Item, Usage
 from ..providers.items import function_call_output, message_text, user_message
+from ..session import integrity
 from ..session.journal import Journal, history_at
 from ..session.store import SessionRecord, now, record_digest
 from ..tools import ToolRegistry, default_tools
@@ -50,6 +51,7 @@ from .session import (
     SaveSession,
     build_record,
     notebook_saver,
+    quoted_history,
     reapply_note,
     resumed_history,
     stored_messages,
@@ -126,6 +128,8 @@ class Agent:
         self._futile_compactions = 0
         #: Notes for the model given before the history began (:meth:`add_note`).
         self._early_notes: list[Item] = []
+        #: Whether the session continued came from another machine or person (unverified).
+        self.foreign = False
         #: What became of a resumed session's proposals, for the user (None: it had none).
         self.reapplied: str | None = None
         #: Why the last save of the session failed (None: it was saved).
@@ -702,7 +706,7 @@ class Agent:
     async def _persist(self, status: str) -> None:
         """Save the session with the notebook, and mark the turn in the journal. At the
         read-only level the notebook is not written, not even the agent's own metadata."""
-        record = self.session_record().to_json()
+        record = integrity.sign(self.session_record().to_json())
         if self._save_session is not None and (
             self.approval != "read-only" or not self.saver_writes_notebook
         ):
@@ -732,10 +736,23 @@ class Agent:
         )
         self.cost = float(usage.get("cost_usd", 0.0))
         self.ledger = Ledger.from_json(record.ledger)
+        if not record.ours:
+            # Written elsewhere (or edited): data, not instructions. Its messages are quoted
+            # to the model in a user message; an opaque compaction item and proposals are
+            # left out; the ledger says where it came from.
+            self.ledger.origin = "file"
+            self.foreign = True
+            record = dataclasses.replace(
+                record,
+                messages=[quoted_history(record)],
+                summary=None,
+                proposals=[],
+                dropped={k: v for k, v in record.dropped.items() if k != "proposals"},
+            )
         self.last_summary = record.summary
         exact = (
             history_at(record.session_id, record.turns, record_digest(record.to_json()))
-            if self.settings.journal
+            if self.settings.journal and not self.foreign
             else None
         )
         # Proposals a kernel's working copy held go back into it first: the resume note's

@@ -69,6 +69,13 @@ class NotebookOutcome:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+#: How a session that was not written by this machine's agent is told to the user.
+FOREIGN_SESSION = (
+    "from another machine or person (not verified: its history goes to the model as quoted "
+    "text, not instructions)"
+)
+
+
 def kernel_environment(settings: CodexMax) -> dict[str, str]:
     """The kernel's environment: the user's, without credentials (by name or value shape)
     and without the agent's own API key, but for those the settings keep
@@ -188,6 +195,8 @@ async def _run_one(
             f"continuing session {job.record.session_id[:8]} (turn "
             f"{job.record.turns + 1}{kept}; --new-session starts a new one)",
         )
+        if not job.record.ours:
+            progress.line(say, f"that session is {FOREIGN_SESSION}")
     if not doc.writable:
         major, minor = doc.version
         progress.line(

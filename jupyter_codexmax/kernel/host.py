@@ -280,6 +280,11 @@ class KernelHost:
                 f"continuing session {agent.session_id[:8]} (turn {agent.turns + 1}; the "
                 "kernel's variables from before are gone)"
             )
+            if agent.foreign:
+                view.note(
+                    "continuing a session from another machine or person (not verified: its "
+                    "history goes to the model as quoted text, not instructions)"
+                )
             if agent.reapplied:
                 view.note(agent.reapplied)
         if not background and in_cell:

@@ -37,6 +37,7 @@ from ..errors import CodexmaxError
 from ..notebook.view import cut_text
 from ..providers.base import Item
 from ..providers.items import message_text
+from .integrity import is_ours
 
 __all__ = [
     "METADATA_KEY",
@@ -90,6 +91,10 @@ class SessionRecord:
     #: after a restart.
     proposals: list[dict[str, Any]] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)
+    #: This machine's integrity mark, as stored (:mod:`.integrity`).
+    mark: str | None = None
+    #: Whether the mark is valid here: written by this machine's agent (set when read).
+    ours: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -112,6 +117,8 @@ class SessionRecord:
             data["proposals"] = self.proposals
         if self.dropped:
             data["dropped"] = self.dropped
+        if self.mark is not None:
+            data["mark"] = self.mark
         return data
 
     @classmethod
@@ -132,6 +139,8 @@ class SessionRecord:
             ledger=dict(data["ledger"]),
             proposals=list(data.get("proposals", [])),
             dropped=dict(data.get("dropped", {})),
+            mark=data.get("mark"),
+            ours=is_ours(data),
         )
 
     def size(self) -> int:
