@@ -210,8 +210,6 @@ def run(policy: dict[str, Any], command: list[str], *, probe: bool = False) -> i
     signal.signal(signal.SIGHUP, on_stop)
     signal.signal(signal.SIGINT, lambda *_: None)
     _linux.prctl(_linux.PR_SET_CHILD_SUBREAPER, 1)
-    # ipykernel exits when its parent looks gone; here the launcher watches instead.
-    os.environ.pop("JPY_PARENT_PID", None)
     flags = 0
     if policy.get("namespaces"):
         try:
@@ -221,6 +219,10 @@ def run(policy: dict[str, Any], command: list[str], *, probe: bool = False) -> i
                 print(f"sandbox: {exc}", file=sys.stderr, flush=True)
                 return SETUP_FAILED
             report["namespaces"] = str(exc)
+    if "JPY_PARENT_PID" in os.environ:
+        # A kernel exits when its parent is not the one jupyter_client named: name the one
+        # it has (init's 1 means "do not watch"; the launcher watches in its place).
+        os.environ["JPY_PARENT_PID"] = "1" if flags & _linux.CLONE_NEWPID else str(me)
     result_r, result_w = os.pipe() if probe else (-1, -1)
 
     def pre_exec() -> None:

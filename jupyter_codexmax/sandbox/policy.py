@@ -177,9 +177,10 @@ def is_protected(path: Path, workspace: Workspace) -> str | None:
     except ValueError:
         parts = path.parts
     for part in parts:
-        if part in PROTECTED_NAMES:
+        if part.lower() in PROTECTED_NAMES:
             return f"{part} is read-only for the agent (version control data)"
-    data = data_folder().resolve() if data_folder().exists() else data_folder()
+    data = data_folder()
+    data = data.resolve() if data.exists() else data
     if path == data or data in path.parents:
         return "the session journal is read-only for the agent"
     return None

@@ -56,8 +56,11 @@ class Shell(Tool):
         return "shell " + (command if len(command) <= 80 else command[:77] + "...")
 
     def approval_detail(self, ctx: ToolContext, args: dict[str, Any]) -> str:
+        from ..sandbox import sandbox_status
+
         where = f"  (in {args['cwd']})" if args.get("cwd") else ""
-        return f"$ {args.get('command', '')}{where}"
+        status = sandbox_status(ctx.settings).describe()
+        return f"$ {args.get('command', '')}{where}\n(sandbox {status})"
 
     async def run(self, ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
         from ..sandbox import command_policy, run_command
