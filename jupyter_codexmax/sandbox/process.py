@@ -94,7 +94,13 @@ async def run_command(
             timed_out = True
             await _stop(proc)
     except asyncio.CancelledError:
-        await asyncio.shield(_stop(proc))
+        # The launcher ends the tree at once on SIGTERM; wait for it unless cancelled again
+        # (then SIGKILL to the whole group, with no time to wait).
+        _signal(proc, signal.SIGTERM)
+        try:
+            await asyncio.shield(_stop(proc))
+        except asyncio.CancelledError:
+            _kill_group(proc)
         raise
     finally:
         # The launcher has ended every process that could hold the output open: what is
@@ -114,15 +120,24 @@ async def run_command(
     )
 
 
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    """End the launcher and everything below it: SIGTERM asks the launcher to kill the
-    tree; if it has not ended within STOP_GRACE, SIGKILL to its whole process group."""
+def _signal(proc: asyncio.subprocess.Process, signum: int) -> None:
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(proc.wait(), STOP_GRACE)
+            proc.send_signal(signum)
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    """End the launcher and everything below it: SIGTERM asks the launcher to kill the
+    tree; if it has not ended within STOP_GRACE, SIGKILL to its whole process group."""
+    _signal(proc, signal.SIGTERM)
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(proc.wait(), STOP_GRACE)
+    if proc.returncode is None:
+        _kill_group(proc)
         await proc.wait()
