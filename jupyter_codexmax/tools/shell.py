@@ -36,8 +36,10 @@ class Shell(Tool):
     name = "shell"
     description = (
         "Run a bash command in the workspace (default folder: its root). No stdin; "
-        "credentials are not in its environment. Returns exit code, duration and output "
-        "(long output cut)."
+        "credentials are not in its environment. Sandboxed where the machine allows: it may "
+        "write only in the workspace and temp folders, .git is read-only, no network unless "
+        "the user allows it, and background processes end when the command does. Returns "
+        "exit code, duration and output (long output cut)."
     )
     parameters = {
         "type": "object",
