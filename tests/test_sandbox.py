@@ -12,6 +12,7 @@ not Landlock; ``test_a_normal_user_is_confined_too`` runs the launcher as ``nobo
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
@@ -451,3 +452,41 @@ async def test_apply_patch_never_changes_the_session_journal(
     result = await shell(ctx, "echo {} > data/codexmax/sessions/forged.jsonl")
     assert "Read-only file system" in result.output
     assert list(journal.iterdir()) == []
+
+
+# -- settings and doctor --------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_more_writable_folders_by_setting(ctx: ToolContext, arena: Arena) -> None:
+    cache = arena.base / "cache"
+    cache.mkdir()
+    command = f"echo cached > {cache}/entry"
+    assert "Permission denied" in (await shell(ctx, command)).output
+    ctx.settings.sandbox_writable_roots = [str(cache), str(arena.base / "missing")]
+    assert (await shell(ctx, command)).ok
+    assert (cache / "entry").read_text() == "cached\n"
+    assert arena.intact()
+
+
+def test_doctor_says_whether_the_sandbox_is_on(scripted_server: Any) -> None:
+    env = {
+        **os.environ,
+        "OPENAI_BASE_URL": scripted_server.base_url,
+        "OPENAI_API_KEY": "sk-doctor-test-0123456789",
+    }
+    doctor = [str(Path(sys.executable).parent / "jupyter"), "codexmax", "doctor"]
+    on = subprocess.run(doctor, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert "[  ok] sandbox: on: Landlock ABI" in on.stdout, on.stdout + on.stderr
+    off = subprocess.run(
+        doctor,
+        env={**env, "CODEXMAX_SANDBOX": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (
+        "[warn] sandbox: off: turned off (CodexMax.sandbox); shell commands are not confined, "
+        "so the auto level asks before each one"
+    ) in off.stdout

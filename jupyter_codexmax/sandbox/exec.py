@@ -209,7 +209,8 @@ def run(policy: dict[str, Any], command: list[str], *, probe: bool = False) -> i
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGHUP, on_stop)
     signal.signal(signal.SIGINT, lambda *_: None)
-    _linux.prctl(_linux.PR_SET_CHILD_SUBREAPER, 1)
+    with contextlib.suppress(OSError):  # Linux before 3.4: no subreaper, nothing better
+        _linux.prctl(_linux.PR_SET_CHILD_SUBREAPER, 1)
     flags = 0
     if policy.get("namespaces"):
         try:
@@ -244,6 +245,8 @@ def run(policy: dict[str, Any], command: list[str], *, probe: bool = False) -> i
                 _linux.prctl(_linux.PR_SET_PDEATHSIG, signal.SIGKILL)
                 _inside(policy, report, flags, strict=not probe)
                 os._exit(_init(command, pre_exec))
+            with contextlib.suppress(OSError):  # killed with the launcher, at least
+                _linux.prctl(_linux.PR_SET_PDEATHSIG, signal.SIGKILL)
             _exec(command, pre_exec)
         except SetupError as exc:
             print(f"sandbox: {exc}", file=sys.stderr, flush=True)
@@ -269,7 +272,9 @@ def _wait(child: int, parent: int, stop: list[int]) -> int:
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
-    pidfd = os.pidfd_open(child) if hasattr(os, "pidfd_open") else None
+    pidfd = None
+    with contextlib.suppress(AttributeError, OSError):  # Linux before 5.3: poll instead
+        pidfd = os.pidfd_open(child)
     try:
         while True:
             if stop or os.getppid() != parent:

@@ -54,7 +54,9 @@ class SandboxPolicy:
         return json.dumps(data)
 
     def wrap(self, argv: list[str]) -> list[str]:
-        """``argv`` run through the launcher."""
+        """``argv`` run through the launcher (Linux; elsewhere ``argv`` as it is)."""
+        if not sys.platform.startswith("linux"):
+            return list(argv)
         return [sys.executable, "-m", LAUNCHER, self.to_json(), "--", *argv]
 
 
