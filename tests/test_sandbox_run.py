@@ -230,3 +230,54 @@ async def test_sandbox_off_auto_asks_before_each_command(
     assert (tmp_path / "a.txt").exists() and not (tmp_path / "b.txt").exists()
     denied = str(session.outputs()["b"])
     assert denied.startswith("not done:") and "because the sandbox is off" in denied
+
+
+@pytest.mark.slow
+def test_a_killed_run_leaves_no_kernel_behind(
+    base: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """The run killed outright (SIGKILL: no cleanup of its own): the sandboxed kernel's
+    launcher sees its parent gone and ends the kernel with everything it started."""
+    import signal
+
+    cell = "import subprocess, time\nsubprocess.Popen(['sleep', '93.1'])\ntime.sleep(90)"
+    path = make_notebook(base / "ws" / "nb.ipynb", [("a", "code", cell)])
+    scripted_server.load(
+        [{"calls": [{"name": "run_cells", "arguments": {"all": True}, "id": "r"}]}, "never"]
+    )
+    proc = subprocess.Popen(
+        [str(BIN / "jupyter"), "codexmax", "run", str(path), "--task", "run", "--full-auto"],
+        env={
+            **os.environ,
+            "OPENAI_BASE_URL": scripted_server.base_url,
+            "OPENAI_API_KEY": "sk-sandbox-test-0123456789",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not running("sleep 93.1") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        found = running("sleep 93.1")
+        assert found, "the cell did not start"
+        pid = found[0].split(":")[0]
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        kernel = int(stat.rsplit(")", 1)[1].split()[1])
+        assert "ipykernel" in Path(f"/proc/{kernel}/cmdline").read_bytes().decode()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while (running("sleep 93.1") or _alive(kernel)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert running("sleep 93.1") == []
+    assert not _alive(kernel)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
