@@ -490,3 +490,12 @@ def test_doctor_says_whether_the_sandbox_is_on(scripted_server: Any) -> None:
         "[warn] sandbox: off: turned off (CodexMax.sandbox); shell commands are not confined, "
         "so the auto level asks before each one"
     ) in off.stdout
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), -5.0])
+async def test_a_timeout_that_is_not_a_positive_number_goes_back_to_the_model(
+    ctx: ToolContext, timeout: float
+) -> None:
+    with pytest.raises(ToolError, match="timeout must be a positive number of seconds"):
+        await shell(ctx, "echo never", timeout=timeout)

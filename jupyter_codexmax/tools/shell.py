@@ -16,6 +16,7 @@ act on; it is a courtesy, and the sandbox is the fence.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -79,6 +80,8 @@ class Shell(Tool):
             if reason:
                 raise ToolError(f"refused: {reason}")
         timeout = float(args.get("timeout") or DEFAULT_TIMEOUT)
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise ToolError(f"timeout must be a positive number of seconds, not {timeout}")
         env = without_credentials(os.environ, also=(ctx.settings.api_key_env,))
         env["PAGER"] = "cat"
         env["GIT_PAGER"] = "cat"
