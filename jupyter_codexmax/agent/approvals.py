@@ -5,8 +5,11 @@ level          read        notebook edit   run cells   shell        write files
 =============  ==========  ==============  ==========  ===========  ============
 ``read-only``  allow       propose         refuse      refuse       propose
 ``ask``        allow       allow (undo)    ask         ask          ask
-``auto``       allow       allow           allow       allow        allow
+``auto``       allow       allow           allow       allow (*)    allow
 =============  ==========  ==============  ==========  ===========  ============
+
+(*) Where the OS sandbox is off (``jupyter_codexmax.sandbox``), ``auto`` asks before each
+shell command: the dispatcher turns that "allow" into "ask".
 
 "propose" runs the tool as a dry run: the model gets the diff it would have made, marked
 as not applied. Whoever is asked answers approve, approve for the session (the same kind of

@@ -95,6 +95,8 @@ class Dispatcher:
         self.session_approvals: set[str] = set()
         #: The current turn's undo record (None until it changes something).
         self.undo: TurnUndo | None = None
+        #: Whether the surfaces were told that commands run outside a sandbox.
+        self.told_unconfined = False
 
     def context(self, propose: bool) -> ToolContext:
         agent = self.agent
@@ -148,6 +150,22 @@ class Dispatcher:
         agent.emit(ev.ToolCallStarted(call_id, name, args, summary))
         access = tool.access_for(args)
         rule = policy(agent.approval, access)
+        unconfined = ""
+        if access == "shell" and rule == "allow":
+            # ``auto`` runs commands unasked only inside the sandbox.
+            from ..sandbox import sandbox_status
+
+            status = await asyncio.to_thread(sandbox_status, agent.settings)
+            if not status.active:
+                rule, unconfined = "ask", status.describe()
+                if not self.told_unconfined:
+                    self.told_unconfined = True
+                    agent.emit(
+                        ev.Notice(
+                            f"sandbox {unconfined}: shell commands are not confined, so "
+                            "each one is asked even at the auto level"
+                        )
+                    )
         propose = rule == "propose"
         refusal: str | None = None
         if rule == "refuse":
@@ -161,7 +179,9 @@ class Dispatcher:
             except Exception as exc:  # a detail is a courtesy: the arguments will do
                 log.debug("no approval detail for %s: %s", tool.name, exc)
                 detail = str(args)
-            refusal = await self.ask(tool.name, access, summary, args, detail)
+            refusal = await self.ask(
+                tool.name, access, summary, args, detail, unconfined=unconfined
+            )
             started = time.monotonic()  # the call's time is its own, not the person's
         if refusal is not None:
             agent.emit(
@@ -179,9 +199,17 @@ class Dispatcher:
         return self.output(call_id, name, result, started)
 
     async def ask(
-        self, tool: str, access: Access, summary: str, args: dict[str, Any], detail: str
+        self,
+        tool: str,
+        access: Access,
+        summary: str,
+        args: dict[str, Any],
+        detail: str,
+        *,
+        unconfined: str = "",
     ) -> str | None:
-        """None when approved; else the text to give the model."""
+        """None when approved; else the text to give the model. ``unconfined`` (the
+        sandbox's status) says why a command is asked at the ``auto`` level."""
         agent = self.agent
         key = f"{tool}:{args.get('command', '')}" if tool == "shell" else tool
         if key in self.session_approvals:
@@ -206,6 +234,12 @@ class Dispatcher:
             self.session_approvals.add(key)
         if decision in ("approve", "approve_session"):
             return None
+        if unconfined:
+            why = "nobody can approve it in this run" if decision == "refused" else reason
+            return (
+                f"not done: {summary} needs approval because the sandbox is {unconfined}: "
+                f"commands are not confined, so each one is asked; {why or 'it was denied'}"
+            )
         return f"not done: {summary} needs approval, and {reason or 'it was denied'}"
 
     def output(self, call_id: str, name: str, result: ToolResult, started: float) -> Item:

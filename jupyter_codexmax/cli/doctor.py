@@ -82,6 +82,13 @@ def doctor(app: DoctorApp) -> int:
     _line("ok" if counter.exact else "warn", "token counting", counter.source)
     ok, detail = _kernels()
     _line("ok" if ok else "warn", "kernels", detail)
+    from ..sandbox import sandbox_status
+
+    sandbox = sandbox_status(settings)
+    detail = sandbox.describe()
+    if not sandbox.active:
+        detail += "; shell commands are not confined, so the auto level asks before each one"
+    _line("ok" if sandbox.active else "warn", "sandbox", detail)
     ok, detail = _labextension()
     _line("ok" if ok else "warn", "JupyterLab extension", detail)
     print()

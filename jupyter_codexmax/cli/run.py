@@ -181,6 +181,7 @@ async def _run_one(
     settings: CodexMax, job: Prepared, options: RunOptions, progress: Progress, name: str
 ) -> NotebookOutcome:
     from ..runners.headless import HeadlessRunner
+    from ..sandbox import command_policy, sandbox_status
 
     started = time.monotonic()
     doc = job.doc
@@ -205,7 +206,19 @@ async def _run_one(
             "not change or run it (upgrade it with jupyter nbconvert --to "
             "notebook --inplace)",
         )
-    runner = HeadlessRunner(doc.path, doc.nb, env=kernel_environment(settings))
+    sandbox = await asyncio.to_thread(sandbox_status, settings)
+    if not sandbox.active:
+        progress.line(
+            say,
+            f"sandbox {sandbox.describe()}; shell commands are not confined, so each needs "
+            "approval (none can be given in this run)",
+        )
+    kernel_sandbox = None
+    if settings.sandbox_kernel and sandbox.active:
+        kernel_sandbox = command_policy(settings, job.workspace, sandbox)
+    runner = HeadlessRunner(
+        doc.path, doc.nb, env=kernel_environment(settings), sandbox=kernel_sandbox
+    )
     agent = Agent(
         settings,
         workspace=job.workspace,
@@ -278,6 +291,7 @@ async def _run_one(
         "wall_time": round(outcome.seconds, 3),
         "final_message": turn.final_text,
         "kernel_starts": runner.starts,
+        "sandbox": {"commands": sandbox.describe(), "kernel": kernel_sandbox is not None},
     }
     if data["filled"]:
         progress.line(say, f"written with missing required keys filled: {doc.filled}")
@@ -372,6 +386,7 @@ def write_report(
             "reasoning_effort": settings.reasoning_effort,
             "approval": settings.approval,
             "base_url": settings.base_url,
+            "sandbox": settings.sandbox,
         },
         "notebooks": [
             o.data or {"path": o.path, "status": o.status, "error": o.error} for o in outcomes
@@ -427,6 +442,9 @@ def print_summary(outcomes: list[NotebookOutcome], out: Any = None) -> None:
         )
         if data.get("filled"):
             print(f"  written with missing required keys filled: {data['filled']}", file=out)
+        commands = (data.get("sandbox") or {}).get("commands", "")
+        if commands.startswith("off"):
+            print(f"  sandbox {commands}", file=out)
         if outcome.error:
             print(f"  error: {secrets.redact(outcome.error)}", file=out)
         final = (data.get("final_message") or "").strip()

@@ -12,11 +12,19 @@ from ._agent import AgentSettings
 from ._endpoint import EndpointSettings
 from ._model import ModelSettings
 from ._requests import RequestSettings
+from ._sandbox import SandboxSettings
 
 __all__ = ["CodexMax"]
 
 
-class CodexMax(Configurable, ModelSettings, EndpointSettings, RequestSettings, AgentSettings):
+class CodexMax(
+    Configurable,
+    ModelSettings,
+    EndpointSettings,
+    RequestSettings,
+    AgentSettings,
+    SandboxSettings,
+):
     """Settings for jupyter-codexmax: which model, where, how hard it thinks, how it retries."""
 
     @classmethod

@@ -11,6 +11,8 @@ end. Outputs are stored in the cells as nbclient stores them (without timing met
   to stop before the cancellation goes on, so the kernel is left usable.
 - The kernel's environment is the user's, without the agent's own API key (see
   :func:`jupyter_codexmax.secrets.kernel_environment`).
+- Given a sandbox policy (``CodexMax.sandbox_kernel``), the kernel is started through the
+  sandbox's launcher, as shell commands are: its cells write only where commands may.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .base import CellRun, CellRunner, KernelError
+
+if TYPE_CHECKING:
+    from ..sandbox import SandboxPolicy
 
 __all__ = ["HeadlessRunner"]
 
@@ -62,8 +67,10 @@ class HeadlessRunner(CellRunner):
         env: dict[str, str] | None = None,
         startup_timeout: float = 60.0,
         kernel_name: str | None = None,
+        sandbox: SandboxPolicy | None = None,
     ) -> None:
         self.notebook_path = notebook_path
+        self.sandbox = sandbox
         self.nb = nb
         self.env = env
         self.startup_timeout = startup_timeout
@@ -119,14 +126,15 @@ class HeadlessRunner(CellRunner):
             ) from None
 
     async def _start(self) -> Any:
-        from jupyter_client.manager import AsyncKernelManager
         from nbclient import NotebookClient
 
         name = self._resolve_kernel()
         # ipc sockets in a short private folder: no TCP ports, and no "running over TCP
         # without encryption" message from the kernel.
         self._tmp = tempfile.mkdtemp(prefix="cxk-")
-        km = AsyncKernelManager(kernel_name=name, transport="ipc", ip=os.path.join(self._tmp, "k"))
+        km = _kernel_manager(self.sandbox)(
+            kernel_name=name, transport="ipc", ip=os.path.join(self._tmp, "k")
+        )
         client = NotebookClient(
             self.nb,
             km=km,
@@ -263,3 +271,20 @@ class HeadlessRunner(CellRunner):
 
     async def shutdown(self) -> None:
         await self._discard()
+
+
+def _kernel_manager(sandbox: SandboxPolicy | None) -> Any:
+    """jupyter_client's kernel manager; with a policy, one that starts the kernel's command
+    through the sandbox's launcher (interrupts still reach the kernel: they go to its
+    process group)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    if sandbox is None:
+        return AsyncKernelManager
+    policy = sandbox
+
+    class SandboxedKernelManager(AsyncKernelManager):
+        def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+            return policy.wrap(super().format_kernel_cmd(extra_arguments))
+
+    return SandboxedKernelManager

@@ -224,11 +224,17 @@ class _Files:
         self.pending: dict[Path, bytes | None] = {}
 
     def resolve(self, raw: str) -> tuple[Path, str]:
+        from ..sandbox import is_protected
+
         try:
             path = self.workspace.resolve(raw)
         except PathError as exc:
             raise ToolError(str(exc)) from exc
-        return path, self.workspace.relative(path)
+        name = self.workspace.relative(path)
+        reason = is_protected(path, self.workspace)
+        if reason:
+            raise ToolError(f"{name}: {reason}; the patch was not applied")
+        return path, name
 
     def exists(self, path: Path) -> bool:
         return self.pending[path] is not None if path in self.pending else path.exists()

@@ -1,0 +1,153 @@
+"""The Linux system calls the launcher needs and the standard library lacks (Python 3.10):
+``unshare``, ``mount``, ``prctl``, and bringing the loopback interface up.
+
+Every function raises :class:`OSError` with the call's errno. Imported only by the launcher
+(``sandbox/exec.py``), in the short-lived process that becomes the sandboxed command.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import fcntl
+import os
+import socket
+import struct
+from functools import lru_cache
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+
+PR_SET_PDEATHSIG = 1
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+
+#: Capabilities a command run as root loses (it keeps the file ones, which Landlock
+#: fences): loading modules, raw I/O, ptrace, mounts and namespaces, rebooting, the clock,
+#: device nodes, raw sockets, network and security administration, BPF.
+DROPPED_CAPABILITIES = (
+    8,  # setpcap
+    9,  # linux_immutable
+    12,  # net_admin
+    13,  # net_raw
+    16,  # sys_module
+    17,  # sys_rawio
+    18,  # sys_chroot
+    19,  # sys_ptrace
+    20,  # sys_pacct
+    21,  # sys_admin
+    22,  # sys_boot
+    25,  # sys_time
+    26,  # sys_tty_config
+    27,  # mknod
+    30,  # audit_control
+    31,  # setfcap
+    32,  # mac_override
+    33,  # mac_admin
+    34,  # syslog
+    37,  # audit_read
+    38,  # perfmon
+    39,  # bpf
+    40,  # checkpoint_restore
+)
+
+
+@lru_cache(maxsize=1)
+def _libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    libc.mount.argtypes = [
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_char_p,
+        ctypes.c_ulong,
+        ctypes.c_void_p,
+    ]
+    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    return libc
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def unshare(flags: int) -> None:
+    _check(_libc().unshare(flags), "unshare")
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int) -> None:
+    def raw(text: str | None) -> bytes | None:
+        return None if text is None else os.fsencode(text)
+
+    _check(_libc().mount(raw(source), raw(target), raw(fstype), flags, None), f"mount {target}")
+
+
+def prctl(option: int, value: int) -> None:
+    _check(_libc().prctl(option, value, 0, 0), f"prctl {option}")
+
+
+def map_user(uid: int, gid: int) -> None:
+    """In a new user namespace, be the same user and group as outside it."""
+    with open("/proc/self/setgroups", "w") as f:
+        f.write("deny")
+    with open("/proc/self/uid_map", "w") as f:
+        f.write(f"{uid} {uid} 1")
+    with open("/proc/self/gid_map", "w") as f:
+        f.write(f"{gid} {gid} 1")
+
+
+def bind_read_only(path: str) -> None:
+    """Make ``path`` (a file or a folder) read-only in this mount namespace."""
+    mount(path, path, None, MS_BIND | MS_REC)
+    mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+
+
+def loopback_up() -> None:
+    """Bring ``lo`` up in a new network namespace (it starts down)."""
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), siocgifflags, request))[1]
+        fcntl.ioctl(s.fileno(), siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
+
+
+def drop_capabilities() -> None:
+    """Take the dangerous capabilities out of the bounding set (a root command then
+    cannot get them back at exec). Ignored where not permitted or not known."""
+    for cap in DROPPED_CAPABILITIES:
+        try:
+            prctl(PR_CAPBSET_DROP, cap)
+        except OSError:
+            continue
+
+
+def children(pid: int) -> list[int]:
+    """The live children of ``pid`` (``pid`` is this single-threaded process)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found

