@@ -191,6 +191,22 @@ async def test_git_is_read_only_for_commands(ctx: ToolContext, arena: Arena) -> 
     assert "tracked.txt" in status.output
 
 
+@pytest.mark.anyio
+async def test_the_projects_data_is_hidden_from_commands(ctx: ToolContext) -> None:
+    """The session journal and the key that marks this machine's sessions: a command sees
+    an empty folder (it could otherwise read the key, and forge a mark)."""
+    from jupyter_codexmax.sandbox.policy import data_folder
+    from jupyter_codexmax.session import integrity
+
+    integrity.sign({"schema": 1})  # makes the key
+    key = data_folder() / "record-key"
+    assert key.is_file()
+    result = await shell(ctx, f"cat {key}; ls -A {data_folder()} | wc -l")
+    assert "No such file" in result.output
+    assert result.output.strip().splitlines()[-1] == "0"
+    assert key.read_bytes() not in result.output.encode()
+
+
 # -- the network ----------------------------------------------------------------------------
 
 
@@ -448,9 +464,9 @@ async def test_apply_patch_never_changes_the_session_journal(
     with pytest.raises(ToolError, match="the session journal is read-only"):
         await ApplyPatch().run(ctx, {"patch": patch})
     assert list(journal.iterdir()) == []
-    # Commands see it read-only too.
+    # Commands do not even see it (an empty, read-only folder in its place).
     result = await shell(ctx, "echo {} > data/codexmax/sessions/forged.jsonl")
-    assert "Read-only file system" in result.output
+    assert "No such file or directory" in result.output or "Read-only" in result.output
     assert list(journal.iterdir()) == []
 
 

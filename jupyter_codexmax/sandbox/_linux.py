@@ -114,6 +114,11 @@ def bind_read_only(path: str) -> None:
     mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
 
 
+def hide_folder(path: str) -> None:
+    """Put an empty, read-only folder over ``path`` in this mount namespace."""
+    mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
 def loopback_up() -> None:
     """Bring ``lo`` up in a new network namespace (it starts down)."""
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1

@@ -121,6 +121,13 @@ def _inside(policy: dict[str, Any], report: dict[str, Any], flags: int, strict: 
                     raise SetupError(f"cannot make {path} read-only ({exc})") from exc
                 report["read_only"] = False
     report.setdefault("read_only", True)
+    for path in policy.get("hidden", []):
+        if os.path.isdir(path):
+            try:
+                _linux.hide_folder(path)
+            except OSError as exc:
+                if strict:
+                    raise SetupError(f"cannot hide {path} ({exc})") from exc
     if flags & _linux.CLONE_NEWNET:
         try:
             _linux.loopback_up()

@@ -47,10 +47,15 @@ class SandboxPolicy:
     network: bool = False
     write: tuple[str, ...] = ()
     read_only: tuple[str, ...] = ()
+    #: Folders whose contents the process does not see at all (an empty read-only folder
+    #: in their place): this project's data (the session journal, the key that marks the
+    #: sessions this machine wrote), which a command could otherwise read, and forge marks.
+    hidden: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         data = asdict(self)
         data["write"], data["read_only"] = list(self.write), list(self.read_only)
+        data["hidden"] = list(self.hidden)
         return json.dumps(data)
 
     def wrap(self, argv: list[str]) -> list[str]:
@@ -209,10 +214,12 @@ def command_policy(
             inside = any(path == root or root in path.parents for root in write)
             if inside and os.path.lexists(path):
                 read_only.append(path)
+    hidden = [data_folder()] if status.capabilities.read_only else []
     return SandboxPolicy(
         landlock=True,
         namespaces=status.capabilities.namespaces,
         network=settings.sandbox_network,
         write=tuple(str(p) for p in write),
-        read_only=tuple(str(p) for p in read_only),
+        read_only=tuple(str(p) for p in read_only if p not in hidden),
+        hidden=tuple(str(p) for p in hidden if p.is_dir()),
     )
