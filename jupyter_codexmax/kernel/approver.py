@@ -44,7 +44,9 @@ class KernelApprover(FutureApprover):
         if session is not None:
             session.prompted = True
         try:
-            return await host.main.call(lambda: ask_in_prompt(request, detail=not shown))
+            return await host.main.call(
+                lambda: ask_in_prompt(request, detail=not shown), interruptible=True
+            )
         except Interrupted:
             # An interrupt at the prompt stops the agent, as an interrupt anywhere in the
             # cell does: stopped here, on the agent's own loop, so nothing more is asked of

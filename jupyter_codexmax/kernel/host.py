@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -183,7 +184,8 @@ class KernelHost:
             path=path,
             how=how,
             new=new,
-            main_call=self.main.call,
+            # Cells run on the main thread as user code: an interrupt stops them.
+            main_call=functools.partial(self.main.call, interruptible=True),
             interrupt=self.main.interrupt,
             approver=KernelApprover(self),
             on_event=self._event,

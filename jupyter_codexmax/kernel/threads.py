@@ -29,6 +29,10 @@ __all__ = ["AgentLoop", "Interrupted", "MainThread"]
 
 T = TypeVar("T")
 
+#: Seconds a cell keeps absorbing interrupts after the agent's work ended, once it was
+#: interrupted (a second press of the stop button).
+INTERRUPT_GRACE = 0.5
+
 #: Seconds during which an interrupt is taken as the agent's own (a cell's timeout).
 OWN_INTERRUPT_WINDOW = 2.0
 
@@ -59,11 +63,19 @@ class AgentLoop:
 class _Job:
     """A callable for the main thread and the future of its result."""
 
-    __slots__ = ("fn", "future")
+    __slots__ = ("fn", "future", "interruptible")
 
-    def __init__(self, fn: Callable[[], Any], future: concurrent.futures.Future[Any]) -> None:
+    def __init__(
+        self,
+        fn: Callable[[], Any],
+        future: concurrent.futures.Future[Any],
+        interruptible: bool = False,
+    ) -> None:
         self.fn = fn
         self.future = future
+        #: Whether an interrupt may stop it (user code, ``input()``); rendering and saving
+        #: are never cut in the middle.
+        self.interruptible = interruptible
 
     def __call__(self) -> None:
         future = self.future
@@ -116,12 +128,15 @@ class MainThread:
         finally:
             self._serving -= 1
 
-    def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
-        """Run ``fn`` on the main thread; its result (or error) in the future. An interrupt
-        while it runs becomes :class:`Interrupted` (never a KeyboardInterrupt on the
-        agent's loop)."""
+    def submit(
+        self, fn: Callable[[], T], *, interruptible: bool = False
+    ) -> concurrent.futures.Future[T]:
+        """Run ``fn`` on the main thread; its result (or error) in the future. While a cell
+        serves it, an interrupt stops it only if ``interruptible`` (user code, a prompt),
+        and then becomes :class:`Interrupted` (never a KeyboardInterrupt on the agent's
+        loop)."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        job = _Job(fn, future)
+        job = _Job(fn, future, interruptible)
         loop = self.kernel_loop
         if self.serving or loop is None or loop.is_closed():
             self._queue.put(job)
@@ -149,25 +164,51 @@ class MainThread:
         ``give_up_after`` seconds more (the agent may still need the main thread to stop),
         then ends."""
         give_up_at: float | None = None
-        with self.hold():
-            while not done.done():
-                if give_up_at is not None and time.monotonic() > give_up_at:
-                    return False
-                job: _Job | None = None
-                try:
+        # An interrupt (SIGINT) raises KeyboardInterrupt only inside an interruptible job;
+        # anywhere else in this loop it is counted and handled between jobs, so a second
+        # interrupt can never land in the middle of handling the first (or of saving).
+        state = {"pending": 0, "in_job": False, "seen": 0}
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            state["seen"] += 1
+            if state["in_job"]:
+                state["in_job"] = False
+                raise KeyboardInterrupt
+            state["pending"] += 1
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            with self.hold():
+                while not done.done():
+                    while state["pending"]:
+                        state["pending"] -= 1
+                        if time.monotonic() - self._own_interrupt_at < OWN_INTERRUPT_WINDOW:
+                            continue
+                        if not on_interrupt() and give_up_at is None:
+                            give_up_at = time.monotonic() + give_up_after
+                    if give_up_at is not None and time.monotonic() > give_up_at:
+                        return False
                     try:
                         job = self._queue.get(timeout=poll)
                     except queue.Empty:
                         continue
-                    job()
-                except KeyboardInterrupt:
-                    if job is not None and not job.started:
-                        self._queue.put(job)  # interrupted before it ran: it still must
-                    if time.monotonic() - self._own_interrupt_at < OWN_INTERRUPT_WINDOW:
-                        continue
-                    if not on_interrupt() and give_up_at is None:
-                        give_up_at = time.monotonic() + give_up_after
-            self.drain()
+                    try:
+                        state["in_job"] = job.interruptible
+                        job()
+                        state["in_job"] = False
+                    except KeyboardInterrupt:
+                        state["in_job"] = False
+                        state["pending"] += 1
+                        if not job.started:
+                            self._queue.put(job)  # interrupted before it ran: it still must
+                self.drain()
+            if state["seen"]:
+                # A person interrupting often presses twice: a second press arriving
+                # just after the cell's work ended must not hit the kernel's own code
+                # (it would lose the cell's reply). Absorbed here, for a moment.
+                time.sleep(INTERRUPT_GRACE)
+        finally:
+            signal.signal(signal.SIGINT, previous)
         return True
 
     def drain(self) -> None:
@@ -191,10 +232,13 @@ class MainThread:
         fn: Callable[[], T],
         timeout: float | None = None,
         on_timeout: Callable[[], None] | None = None,
+        *,
+        interruptible: bool = False,
     ) -> T:
         """From the agent's loop: run ``fn`` on the main thread and wait for it; after
-        ``timeout`` seconds, ``on_timeout`` once (then keep waiting)."""
-        future = asyncio.wrap_future(self.submit(fn))
+        ``timeout`` seconds, ``on_timeout`` once (then keep waiting). ``interruptible``:
+        user code or a prompt, which an interrupt stops (:meth:`submit`)."""
+        future = asyncio.wrap_future(self.submit(fn, interruptible=interruptible))
         if timeout is None or on_timeout is None:
             return await future
         try:
