@@ -218,7 +218,7 @@ def test_the_heading_names_the_model_that_answered() -> None:
 def test_the_turns_messages_are_paragraphs() -> None:
     """Two messages in two steps do not run together ("the mean.Fixed:")."""
     log = TurnLog()
-    for event in [
+    events: list[ev.Event] = [
         ev.TurnStarted(1, "fix"),
         ev.StepStarted(1, 1),
         ev.TextDelta("Looking at the mean."),
@@ -226,7 +226,8 @@ def test_the_turns_messages_are_paragraphs() -> None:
         ev.StepStarted(1, 2),
         ev.TextDelta("Fixed: "),
         ev.TextDelta("it converts."),
-    ]:
+    ]
+    for event in events:
         log.apply(event)
     assert log.answer == "Looking at the mean.\n\nFixed: it converts."
     log.apply(ev.AssistantMessage("Fixed: it converts."))
@@ -236,14 +237,15 @@ def test_the_turns_messages_are_paragraphs() -> None:
 
 def test_notes_plan_and_counts_stay_apart_in_the_summary() -> None:
     log = TurnLog()
-    for event in [
+    events: list[ev.Event] = [
         ev.TurnStarted(1, "fix"),
         ev.StepStarted(1, 1),
         ev.ToolCallStarted("k1", "read_notebook", {}, "read_notebook"),
         ev.ToolCallFinished("k1", "read_notebook", True, "cells 1-3 of 3", 0.1),
         ev.PlanUpdated([{"step": "Read", "status": "completed"}]),
         ev.Notice("a credential in the message was masked before the model saw it"),
-    ]:
+    ]
+    for event in events:
         log.apply(event)
     log.note("stopping (interrupt again to stop waiting)", transient=True)
     assert "stopping" in log.status_note
