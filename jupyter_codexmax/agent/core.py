@@ -43,7 +43,7 @@ from ..workspace import Workspace
 from .accounting import ContextMeter, Price, cost_of, price_for
 from .approvals import Approver, FutureApprover, RefusingApprover
 from .compaction import COMPACTION_TARGET, CompactionError, compact_history
-from .dispatch import Dispatcher, TurnUndo
+from .dispatch import Dispatcher, TurnUndo, failure_text
 from .guard import LoopGuard, RepeatedFailure
 from .instructions import agents_md, build_instructions, context_message
 from .ledger import Ledger
@@ -546,8 +546,9 @@ class Agent:
             cancelled = True
         except Exception as exc:
             # The turn's work stands; its session was not stored. Said, never swallowed.
-            self.save_error = self.redact(f"the session could not be saved: {exc}")
-            log.warning("%s", self.save_error)
+            reason = failure_text(exc) if isinstance(exc, OSError) else str(exc)
+            self.save_error = self.redact(f"the session could not be saved: {reason}")
+            log.info("%s", self.save_error)  # the event says it to the surfaces
             self.emit(ev.ErrorEvent(self.save_error, fatal=False))
         else:
             self.save_error = None

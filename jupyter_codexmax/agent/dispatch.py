@@ -165,6 +165,8 @@ class Dispatcher:
             )
             return function_call_output(call_id, text)
         summary = agent.redact(tool.summarize(args))
+        if len(summary) > 300:
+            summary = summary[:300] + "..."
         agent.tools_used[name] += 1
         agent.emit(ev.ToolCallStarted(call_id, name, args, summary))
         access = tool.access_for(args)

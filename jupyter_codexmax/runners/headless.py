@@ -27,12 +27,80 @@ from typing import Any
 
 from .base import CellRun, CellRunner, KernelError
 
-__all__ = ["HeadlessRunner"]
+__all__ = ["HeadlessRunner", "remove_stale_folders"]
 
 log = logging.getLogger("jupyter_codexmax.runners")
 
 #: Seconds a kernel gets to stop after an interrupt before it is restarted.
 INTERRUPT_GRACE = 10.0
+
+
+#: The private folders kernels' sockets live in: ``<temp>/cxk-XXXX/``, with an owner file.
+FOLDER_PREFIX = "cxk-"
+OWNER_FILE = "owner"
+_swept = False
+
+
+def _owner_mark(pid: int) -> str | None:
+    """``"<pid> <start time>"`` for a live process (its start time tells it from a later
+    process given the same pid); None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return f"{pid} {fields[19]}"
+    except (OSError, IndexError):
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except OSError:
+        pass  # someone else's process: alive
+    return f"{pid} ?"
+
+
+def _owner_gone(folder: Path) -> bool:
+    """Whether the process that made ``folder`` has ended (False when unsure)."""
+    try:
+        mark = (folder / OWNER_FILE).read_text("ascii").strip()
+        pid = int(mark.split()[0])
+    except (OSError, ValueError, IndexError):
+        return False  # no owner file (yet, or an older version's folder): leave it
+    now = _owner_mark(pid)
+    if now is None:
+        return True
+    return not mark.endswith(" ?") and not now.endswith(" ?") and now != mark
+
+
+def remove_stale_folders(root: str | None = None) -> list[Path]:
+    """Remove the kernel folders of runs that ended without removing them (a killed run),
+    once per process; returns what was removed."""
+    global _swept
+    if _swept and root is None:
+        return []
+    _swept = root is None
+    removed: list[Path] = []
+    base = Path(root or tempfile.gettempdir())
+    try:
+        candidates = [p for p in base.iterdir() if p.name.startswith(FOLDER_PREFIX)]
+    except OSError:
+        return removed
+    for folder in candidates:
+        with contextlib.suppress(OSError):
+            if folder.is_dir() and not folder.is_symlink() and _owner_gone(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+                log.info("removed %s, left by a run that ended without removing it", folder)
+    return removed
+
+
+def make_folder() -> str:
+    """A new private folder for a kernel's sockets, marked with its owner (stale ones of
+    killed runs are removed first)."""
+    remove_stale_folders()
+    folder = tempfile.mkdtemp(prefix=FOLDER_PREFIX)
+    Path(folder, OWNER_FILE).write_text(_owner_mark(os.getpid()) or "", "ascii")
+    return folder
 
 
 def _kernel_name(nb: Any) -> str:
@@ -124,9 +192,16 @@ class HeadlessRunner(CellRunner):
 
         name = self._resolve_kernel()
         # ipc sockets in a short private folder: no TCP ports, and no "running over TCP
-        # without encryption" message from the kernel.
-        self._tmp = tempfile.mkdtemp(prefix="cxk-")
-        km = AsyncKernelManager(kernel_name=name, transport="ipc", ip=os.path.join(self._tmp, "k"))
+        # without encryption" message from the kernel. The connection file goes there too,
+        # and the folder says which process owns it, so a later run can remove it if this
+        # one is killed before it does.
+        self._tmp = make_folder()
+        km = AsyncKernelManager(
+            kernel_name=name,
+            transport="ipc",
+            ip=os.path.join(self._tmp, "k"),
+            connection_file=os.path.join(self._tmp, "kernel.json"),
+        )
         client = NotebookClient(
             self.nb,
             km=km,

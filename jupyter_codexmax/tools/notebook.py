@@ -174,7 +174,7 @@ class EditNotebook(Tool):
                 edited.add(short_to_full[cell_id])
             if changed:
                 ctx.state.setdefault("cells_touched", set()).add(cell_id)
-        unsaved = await save_or_say(doc) if changed else ""
+        unsaved = await save_or_say(ctx, doc) if changed else ""
         head = (
             "PROPOSED, not applied (approval level read-only); the user can apply it:\n"
             if ctx.propose_only
@@ -194,7 +194,7 @@ class EditNotebook(Tool):
         return ToolResult(head + body, ("proposed " if not applied else "") + summary)
 
 
-async def save_or_say(doc: NotebookDocument) -> str:
+async def save_or_say(ctx: ToolContext, doc: NotebookDocument) -> str:
     """Save the notebook; "" when that worked, else a line for the model (a full disk, a
     file that cannot be written: the change is kept in the agent's copy, and written with
     the next save). A notebook changed on disk by someone else is not this: it ends the
@@ -204,6 +204,7 @@ async def save_or_say(doc: NotebookDocument) -> str:
     except OSError as exc:
         from ..agent.dispatch import failure_text
 
+        ctx.state["save_failure"] = failure_text(exc)
         return (
             f"§ not saved: the notebook could not be written ({failure_text(exc)}); the "
             "change is kept in memory and written with the next save"
@@ -399,7 +400,7 @@ class RunCells(Tool):
             raise
         # Written once for the whole call, not after every cell: a large notebook costs
         # one write per run, not one per cell.
-        unsaved = await save_or_say(doc)
+        unsaved = await save_or_say(ctx, doc)
         if unsaved:
             blocks.append(unsaved)
         if not blocks:

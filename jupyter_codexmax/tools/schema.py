@@ -134,7 +134,8 @@ def _check_length(schema: dict[str, Any], size: int, where: str, unit: str) -> N
     most = min(schema.get(high, cap), cap)
     if size < least:
         what = "empty" if size == 0 else f"{size:,} {unit} long"
-        raise ArgumentError(f"{where} must have at least {least:,} {unit}, not be {what}")
+        needed = f"{least:,} {unit if least != 1 else unit[:-1]}"
+        raise ArgumentError(f"{where} must have at least {needed}, not be {what}")
     if size > most:
         raise ArgumentError(f"{where} has {size:,} {unit}; at most {most:,} are accepted")
 
