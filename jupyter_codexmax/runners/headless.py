@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -92,6 +93,26 @@ def remove_stale_folders(root: str | None = None) -> list[Path]:
                 removed.append(folder)
                 log.info("removed %s, left by a run that ended without removing it", folder)
     return removed
+
+
+def import_nbclient() -> Any:
+    """nbclient's ``NotebookClient``, imported without ``rfc3987_syntax`` where nothing has
+    imported jsonschema yet.
+
+    nbclient imports nbformat, which imports jsonschema, whose format checkers import
+    ``rfc3987_syntax`` when it is installed (JupyterLab's dependencies bring it): that
+    compiles a lark grammar at import, about 1.9 s of a headless run's 4.5 s here. Nothing a
+    run does checks the ``iri`` formats it serves, so jsonschema is loaded without it (it
+    then leaves those formats unchecked, as it does wherever the package is missing)."""
+    hide = "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules
+    if hide:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # import fails
+    try:
+        from nbclient import NotebookClient
+    finally:
+        if hide and sys.modules.get("rfc3987_syntax", 0) is None:
+            del sys.modules["rfc3987_syntax"]
+    return NotebookClient
 
 
 def make_folder() -> str:
@@ -188,8 +209,8 @@ class HeadlessRunner(CellRunner):
 
     async def _start(self) -> Any:
         from jupyter_client.manager import AsyncKernelManager
-        from nbclient import NotebookClient
 
+        NotebookClient = import_nbclient()
         name = self._resolve_kernel()
         # ipc sockets in a short private folder: no TCP ports, and no "running over TCP
         # without encryption" message from the kernel. The connection file goes there too,
@@ -235,13 +256,13 @@ class HeadlessRunner(CellRunner):
         return self._client
 
     async def run(self, doc: Any, index: int, timeout: float) -> CellRun:
-        from nbclient.exceptions import DeadKernelError
-
         cell = doc.nb.cells[index]
         cell_id = doc.cell_id(index)
         if cell.get("cell_type") != "code" or not str(cell.get("source", "")).strip():
             return CellRun(cell_id, "skipped", 0.0, note="not a code cell, or empty")
         client = await self._ensure()
+        from nbclient.exceptions import DeadKernelError  # imported by _ensure's start
+
         client.timeout = max(1, round(timeout))
         client._display_id_map = {}  # display ids belong to this run's cells only
         started = time.monotonic()
