@@ -431,7 +431,7 @@ def test_the_live_log_on_a_terminal_and_off_it() -> None:
         assert "[nb.ipynb] task: fix it" in text
         assert "[nb.ipynb]    cell a error ValueError: bad (0.4s)" in text
         assert "!! run_cells a b -> a error (0.5s)" in text
-        assert "[nb.ipynb] done after 1 steps" in text
+        assert "[nb.ipynb] done after 1 step (" in text
         assert ("\x1b[K" in text) is tty, "the status line is drawn only on a terminal"
         if tty:
             assert "nb.ipynb: run_cells a b (step 1" in text
