@@ -30,6 +30,8 @@ MAX_READ_CHARS = 60_000
 MAX_LINE_CHARS = 4_000
 #: Files up to this size have their lines counted, for the note saying how many there are.
 COUNT_LINES_UP_TO = 1024 * 1024
+#: Characters of the tool output limit kept for the note after a page (where to go on).
+NOTE_ROOM = 300
 #: The largest line number a read can start at (beyond any real file's line count).
 MAX_LINE_NUMBER = 10**12
 
@@ -148,7 +150,7 @@ class ReadFile(Tool):
             return self._view(ctx, await in_thread(lambda _: _open_notebook(path)))
         name = ws.relative(path)
 
-        limit = min(MAX_READ_CHARS, int(ctx.settings.tool_output_limit * 0.9))
+        limit = min(MAX_READ_CHARS, ctx.settings.tool_output_limit - NOTE_ROOM)
 
         def work(cancelled: threading.Event) -> ToolResult:
             try:
@@ -174,7 +176,7 @@ class ReadFile(Tool):
 def page_budget(ctx: ToolContext) -> int:
     """Characters of a page of a notebook's view: a page fits the tool output limit, so
     the model gets whole cells and the note saying where the next page starts."""
-    return max(2_000, min(48_000, int(ctx.settings.tool_output_limit * 0.9)))
+    return max(500, min(48_000, ctx.settings.tool_output_limit - NOTE_ROOM))
 
 
 def _open_notebook(path: Path) -> Any:
