@@ -164,7 +164,11 @@ class Dispatcher:
                 )
             )
             return function_call_output(call_id, text)
-        summary = agent.redact(tool.summarize(args))
+        try:
+            summary = agent.redact(tool.summarize(args))
+        except Exception:  # a summary is a courtesy: the name will do
+            log.debug("no summary for %s", tool.name, exc_info=True)
+            summary = tool.name
         if len(summary) > 300:
             summary = summary[:300] + "..."
         agent.tools_used[name] += 1
