@@ -10,6 +10,7 @@
     │   │   ├── ConnectError        could not connect (DNS, refused, TLS)
     │   │   ├── RequestTimeout      connect, write or pool timeout
     │   │   ├── StreamIdleTimeout   no data for longer than the idle timeout
+    │   │   ├── ResponseTimeout     the whole response took longer than its time limit
     │   │   └── StreamInterrupted   the stream ended before the response did
     │   ├── ProtocolError           the server sent something we cannot read
     │   └── APIError                the server answered with an error (HTTP or in-stream)
@@ -45,6 +46,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "RequestTimeout",
+    "ResponseTimeout",
     "ServerError",
     "StreamIdleTimeout",
     "StreamInterrupted",
@@ -99,6 +101,11 @@ class RequestTimeout(TransportError):
 
 class StreamIdleTimeout(TransportError):
     """The server sent nothing for longer than the idle timeout."""
+
+
+class ResponseTimeout(TransportError):
+    """The whole response took longer than ``response_time_limit``, however steadily it
+    streamed (a trickle never trips the idle timeout)."""
 
 
 class StreamInterrupted(TransportError):

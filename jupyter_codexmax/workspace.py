@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import CodexmaxError
 
-__all__ = ["PathError", "Workspace", "absolute", "find_root"]
+__all__ = ["MAX_PATH", "PathError", "Workspace", "absolute", "check_length", "find_root"]
 
 #: Folders the file tools skip when listing and searching (they can still be read by path).
 SKIPPED_DIRS = frozenset(
@@ -51,6 +51,26 @@ def absolute(path: str | os.PathLike[str]) -> Path:
     return plain.parent.resolve() / plain.name
 
 
+#: The longest path a tool accepts, and the longest name in it (Linux's PATH_MAX and
+#: NAME_MAX): longer ones cannot be opened anyway, and would cost time to resolve.
+MAX_PATH = 4096
+MAX_NAME = 255
+
+
+def check_length(raw: str) -> None:
+    """:class:`PathError` for a path or a part of it longer than the system allows."""
+    if len(raw) > MAX_PATH:
+        raise PathError(
+            f"{raw[:60]}...: the path is {len(raw):,} characters long; at most {MAX_PATH:,}"
+        )
+    longest = max(raw.split("/"), key=len)
+    if len(longest.encode("utf-8", "surrogateescape")) > MAX_NAME:
+        raise PathError(
+            f"{longest[:60]}...: a name in the path is {len(longest):,} characters long; "
+            f"at most {MAX_NAME} bytes"
+        )
+
+
 def find_root(start: Path) -> Path:
     """The nearest folder at or above ``start`` that holds ``.git``; else ``start``."""
     start = start.resolve()
@@ -84,10 +104,14 @@ class Workspace:
             raise PathError("empty path")
         if "\0" in raw:
             raise PathError("a path cannot contain a NUL character")
+        check_length(raw)
         candidate = Path(raw).expanduser()
         if not candidate.is_absolute():
             candidate = (base or self.root) / candidate
-        resolved = candidate.resolve()
+        try:
+            resolved = candidate.resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop
+            raise PathError(f"{raw}: cannot be resolved: {exc}") from exc
         if not self.contains(resolved):
             shown = self.display(resolved) if resolved.is_absolute() else raw
             note = " (through a symlink)" if self._escapes_by_link(candidate) else ""
@@ -95,12 +119,19 @@ class Workspace:
                 f"{raw}: outside the workspace{note} ({shown} is not under {self.root}); "
                 "only paths inside the workspace can be used"
             )
-        if must_exist and not resolved.exists():
-            raise PathError(f"{raw}: no such file or folder in the workspace")
+        if must_exist:
+            try:
+                found = resolved.exists()
+            except OSError as exc:  # too long once joined to the root, a loop, no access
+                raise PathError(f"{raw}: {exc.strerror or exc}") from exc
+            if not found:
+                raise PathError(f"{raw}: no such file or folder in the workspace")
         return resolved
 
     def contains(self, path: Path) -> bool:
-        return path == self.root or self.root in path.parents
+        """Whether ``path`` (resolved) is the root or under it; linear in its length."""
+        root = self.root.parts
+        return path.parts[: len(root)] == root
 
     def relative(self, path: Path) -> str:
         """``path`` relative to the root, with forward slashes (for the model)."""

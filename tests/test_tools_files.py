@@ -13,10 +13,11 @@ import nbformat
 import pytest
 
 from jupyter_codexmax.config import load_settings
-from jupyter_codexmax.tools.files import ListFiles, ReadFile, SearchFiles
+from jupyter_codexmax.tools.files import ListFiles, ReadFile
 from jupyter_codexmax.tools.patch import ApplyPatch
 from jupyter_codexmax.tools.plan import UpdatePlan
 from jupyter_codexmax.tools.registry import ToolContext, ToolError, ToolRegistry, ToolResult
+from jupyter_codexmax.tools.search import SearchFiles
 from jupyter_codexmax.tools.shell import Shell, check_command
 from jupyter_codexmax.workspace import Workspace
 
@@ -188,6 +189,8 @@ async def test_read_file_numbers_lines_and_reads_ranges(ctx: ToolContext, root: 
 @pytest.mark.anyio
 async def test_read_file_pages_long_files(ctx: ToolContext, root: Path) -> None:
     (root / "many.txt").write_text("".join(f"line {n}\n" for n in range(1, 2501)))
+    # A page fits the tool output limit, so the model gets every line of it (and the note).
+    ctx.settings.tool_output_limit = 100_000
     first = await call(ctx, "read_file", path="many.txt")
     assert first.output.splitlines()[-2] == "2000\tline 2000"
     assert first.output.endswith("(lines 1-2000 of 2500; read with start_line=2001 for more)")
@@ -195,6 +198,11 @@ async def test_read_file_pages_long_files(ctx: ToolContext, root: Path) -> None:
     assert rest.output.startswith("2001\tline 2001\n")
     assert "2500\tline 2500" in rest.output
     assert "for more" not in rest.output
+    ctx.settings.tool_output_limit = 10_000
+    page = await call(ctx, "read_file", path="many.txt")
+    assert len(page.output) <= 10_000
+    shown = page.output.splitlines()[-2].split("\t")[0]
+    assert page.output.endswith(f"of 2500; read with start_line={int(shown) + 1} for more)")
 
     (root / "wide.txt").write_text(("x" * 1000 + "\n") * 100)
     wide = await call(ctx, "read_file", path="wide.txt")

@@ -44,7 +44,8 @@ from ..workspace import Workspace
 from .accounting import ContextMeter, Price, cost_of, price_for
 from .approvals import Approver, FutureApprover, RefusingApprover
 from .compaction import COMPACTION_TARGET, CompactionError, compact_history
-from .dispatch import Dispatcher, TurnUndo
+from .dispatch import Dispatcher, TurnUndo, failure_text
+from .guard import LoopGuard, RepeatedFailure
 from .instructions import agents_md, build_instructions, context_message
 from .ledger import Ledger
 from .session import (
@@ -462,6 +463,8 @@ class Agent:
         self._extend([user_message(masked)])
         steps = 0
         usage = Usage()
+        guard = LoopGuard(self.settings.repeated_failure_limit)
+        empty = 0
         try:
             while True:
                 if steps >= self.settings.max_steps:
@@ -495,9 +498,29 @@ class Agent:
                     )
                 if not calls:
                     final = "".join(message_text(i) for i in items if i.get("type") == "message")
+                    if not final.strip():
+                        # Nothing said, nothing done: not an answer. Asked once more, then
+                        # reported as what it is.
+                        empty += 1
+                        if empty == 1:
+                            self.emit(ev.Notice("the model's answer was empty; asking again"))
+                            continue
+                        raise CodexmaxError(
+                            f"the model answered with nothing (no text, no tool call) "
+                            f"{empty} times in a row"
+                        )
                     return await self._finish(turn, TurnResult("done", final, steps, usage=usage))
+                empty = 0
                 for call in calls:
-                    self._extend([await self.dispatcher.dispatch(call)])
+                    output = await self.dispatcher.dispatch(call)
+                    try:
+                        note = guard.observe(call, output.get("output"), self.dispatcher.last_ok)
+                    except RepeatedFailure:
+                        self._extend([output])
+                        raise
+                    if note and isinstance(output.get("output"), str):
+                        output = {**output, "output": output["output"] + note}
+                    self._extend([output])
         except asyncio.CancelledError:
             self._close_open_calls(ABORTED)
             await self._finish(turn, TurnResult("stopped", steps=steps, usage=usage))
@@ -533,8 +556,9 @@ class Agent:
             cancelled = True
         except Exception as exc:
             # The turn's work stands; its session was not stored. Said, never swallowed.
-            self.save_error = self.redact(f"the session could not be saved: {exc}")
-            log.warning("%s", self.save_error)
+            reason = failure_text(exc) if isinstance(exc, OSError) else str(exc)
+            self.save_error = self.redact(f"the session could not be saved: {reason}")
+            log.info("%s", self.save_error)  # the event says it to the surfaces
             self.emit(ev.ErrorEvent(self.save_error, fatal=False))
         else:
             self.save_error = None

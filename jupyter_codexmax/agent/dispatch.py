@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import events as ev
-from ..notebook.document import CellNotFound, Checkpoint, NotebookReadOnly
+from ..notebook.document import CellNotFound, Checkpoint, NotebookError, NotebookReadOnly
 from ..notebook.view import cut_text
 from ..providers.base import Item
 from ..providers.items import function_call_output
 from ..tools import ToolContext, ToolError, ToolResult
 from ..tools.registry import Access
+from ..tools.schema import MAX_NAME
 from ..workspace import PathError
 from .approvals import ApprovalRequest, next_request_id, policy
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from ..workspace import Workspace
     from .approvals import Approver
 
-__all__ = ["Dispatcher", "ToolHost", "TurnUndo"]
+__all__ = ["Dispatcher", "ToolHost", "TurnUndo", "failure_text"]
 
 
 log = logging.getLogger("jupyter_codexmax.agent")
@@ -63,6 +64,22 @@ def _digest(path: Path) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except FileNotFoundError:
         return None
+
+
+def failure_text(exc: BaseException) -> str:
+    """One line saying what went wrong inside a tool: an ``OSError`` as the system says it
+    (with the file, cut when long), anything else with its type."""
+    if isinstance(exc, OSError) and exc.strerror:
+        name = exc.filename
+        where = ""
+        if name is not None:
+            where = str(name)
+            where = f": {where if len(where) <= 200 else where[:200] + '...'}"
+        return f"{exc.strerror}{where}"
+    text = " ".join(str(exc).split())
+    if len(text) > 500:
+        text = text[:500] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class ToolHost(Protocol):
@@ -97,6 +114,8 @@ class Dispatcher:
         self.undo: TurnUndo | None = None
         #: Whether the surfaces were told that commands run outside a sandbox.
         self.told_unconfined = False
+        #: Whether the last call dispatched succeeded (for the loop guard).
+        self.last_ok = False
 
     def context(self, propose: bool) -> ToolContext:
         agent = self.agent
@@ -133,19 +152,27 @@ class Dispatcher:
         call_id = str(call.get("call_id", ""))
         name = str(call.get("name", ""))
         started = time.monotonic()
+        self.last_ok = False
         try:
             tool, args = agent.tools.prepare(name, call.get("arguments"))
             args = agent.redact_value(args)
         except ToolError as exc:
-            text = f"error: {exc}"
-            agent.emit(ev.ToolCallStarted(call_id, name, {}, name))
+            text = agent.redact(f"error: {exc}")
+            shown = name if len(name) <= MAX_NAME else name[:MAX_NAME] + "..."
+            agent.emit(ev.ToolCallStarted(call_id, shown, {}, shown))
             agent.emit(
                 ev.ToolCallFinished(
-                    call_id, name, False, str(exc), time.monotonic() - started, text
+                    call_id, shown, False, text[7:], time.monotonic() - started, text
                 )
             )
             return function_call_output(call_id, text)
-        summary = agent.redact(tool.summarize(args))
+        try:
+            summary = agent.redact(tool.summarize(args))
+        except Exception:  # a summary is a courtesy: the name will do
+            log.debug("no summary for %s", tool.name, exc_info=True)
+            summary = tool.name
+        if len(summary) > 300:
+            summary = summary[:300] + "..."
         agent.tools_used[name] += 1
         agent.emit(ev.ToolCallStarted(call_id, name, args, summary))
         access = tool.access_for(args)
@@ -184,6 +211,7 @@ class Dispatcher:
             )
             started = time.monotonic()  # the call's time is its own, not the person's
         if refusal is not None:
+            self.last_ok = False
             agent.emit(
                 ev.ToolCallFinished(
                     call_id, name, False, refusal, time.monotonic() - started, refusal
@@ -196,6 +224,17 @@ class Dispatcher:
             result = await tool.run(self.context(propose), args)
         except (ToolError, CellNotFound, NotebookReadOnly, PathError) as exc:
             result = ToolResult(f"error: {exc}", str(exc), ok=False)
+        except NotebookError:
+            # The notebook changed on disk since the agent read it: going on would overwrite
+            # someone else's work. Not the model's to fix; the turn ends.
+            raise
+        except Exception as exc:
+            # Anything else inside a tool (a full disk, a file that vanished, a bug) is the
+            # call's output: the model reads it and the turn goes on.
+            log.debug("%s failed", tool.name, exc_info=True)
+            text = failure_text(exc)
+            result = ToolResult(f"error: {text}", text, ok=False)
+        self.last_ok = result.ok
         return self.output(call_id, name, result, started)
 
     async def ask(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -312,10 +313,18 @@ class RunApp(_Base):
         if self.task and self.task_file:
             raise UsageError("give --task or --task-file, not both")
         if self.task_file:
+            from ..fileio import NotRegularFile, read_regular
+
             try:
-                return Path(self.task_file).read_text(encoding="utf-8").strip()
+                raw = read_regular(Path(self.task_file).expanduser())
+            except NotRegularFile as exc:
+                raise UsageError(f"--task-file {self.task_file}: is {exc.kind}") from exc
             except OSError as exc:
                 raise UsageError(f"cannot read {self.task_file}: {exc.strerror or exc}") from exc
+            try:
+                return raw.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                raise UsageError(f"--task-file {self.task_file}: not UTF-8 text") from exc
         if self.task == "-":
             return sys.stdin.read().strip()
         return self.task.strip()
@@ -335,6 +344,16 @@ class RunApp(_Base):
             raise UsageError("no task: give --task TEXT or --task-file FILE")
         if self.jobs < 1:
             raise UsageError("--jobs must be at least 1")
+        if not (math.isfinite(self.timeout) and self.timeout >= 0):
+            raise UsageError(
+                f"--timeout must be a number of seconds above 0 (0: no limit), not {self.timeout:g}"
+            )
+        if self.report:
+            from .run import check_report_path
+
+            problem = check_report_path(self.report)
+            if problem:
+                raise UsageError(f"--report {self.report}: {problem}")
         settings = self.settings()
         settings.require_api_key()
         settings.effort_for()

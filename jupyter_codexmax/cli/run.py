@@ -254,9 +254,26 @@ async def _run_one(
         shown.get(cid, cid): status for cid, status in agent.state.get("cells_run", {}).items()
     }
     plan = list(agent.state.get("plan", []))
-    if agent.save_error:
+    not_saved = None
+    if doc.dirty:
+        # Changes the agent made (or its session) that never reached the file: said once,
+        # with what the file holds instead.
+        failure = agent.state.get("save_failure")
+        if failure is None and agent.save_error:
+            failure = agent.save_error.removeprefix("the session could not be saved: ")
+        what = "its changes and its session" if agent.save_error else "its last changes"
+        kept = (
+            "the file is as it was before the run"
+            if not doc.writes
+            else "the file holds what was saved before that"
+        )
+        not_saved = f"{doc.path.name} was not saved ({failure or 'not written'}): {what}; {kept}"
+        if not agent.save_error:  # a failed session save was said already
+            progress.line(say, f"error: {not_saved}")
+        outcome.error = f"{outcome.error}; {not_saved}" if outcome.error else not_saved
+    elif agent.save_error:
         outcome.error = outcome.error or agent.save_error
-    if turn.status != "done" or agent.save_error:
+    if turn.status != "done" or agent.save_error or not_saved:
         outcome.status = "failed"
     elif any(s != "ok" for s in cells_run.values()) or any(
         s["status"] != "completed" for s in plan
@@ -288,6 +305,7 @@ async def _run_one(
         },
         "served_model": agent.served_model,
         "filled": doc.filled if doc.writes and doc.filled else None,
+        "not_saved": not_saved,
         "wall_time": round(outcome.seconds, 3),
         "final_message": turn.final_text,
         "kernel_starts": runner.starts,
@@ -355,7 +373,17 @@ async def run_notebooks(
         progress.close()
     status = 0 if all(o.status == "done" for o in outcomes) else 1
     if options.report:
-        write_report(options.report, settings, started, outcomes, status)
+        try:
+            write_report(options.report, settings, started, outcomes, status)
+        except OSError as exc:
+            from ..agent.dispatch import failure_text
+
+            print(
+                f"jupyter-codexmax: error: the report was not written to {options.report}: "
+                f"{failure_text(exc)}",
+                file=sys.stderr,
+            )
+            status = 1
     return status, outcomes
 
 
@@ -365,6 +393,35 @@ def _short_names(paths: list[Path]) -> dict[Path, str]:
         common = Path(os.path.commonpath([str(p.parent) for p in paths]))
         names = {p: str(p.relative_to(common)) for p in paths}
     return names
+
+
+def check_report_path(target: str) -> str | None:
+    """Why a report could not be written to ``target`` (None: it can be), checked before
+    the run: a folder, a pipe or device, a file or folder that cannot be written."""
+    path = Path(target).expanduser()
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        return f"cannot be used: {exc.strerror or exc}"
+    if mode is not None:
+        import stat
+
+        from ..fileio import describe_mode
+
+        if not stat.S_ISREG(mode):
+            return f"is {describe_mode(mode)}; give a file path for the report"
+        if not os.access(path, os.W_OK):
+            return "cannot be written (no permission)"
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{folder} cannot be written (no permission)"
+    return None
 
 
 def write_report(
@@ -429,8 +486,10 @@ def print_summary(outcomes: list[NotebookOutcome], out: Any = None) -> None:
         ran = data.get("cells_run", [])
         failing = [c["cell_id"] for c in ran if c["status"] != "ok"]
         print(f"{outcome.path}: {outcome.status}", file=out)
+        unsaved = " (not saved)" if data.get("not_saved") and edited else ""
         print(
-            f"  steps: {data.get('steps', 0)}; cells edited: {edited}; cells run: {len(ran)}"
+            f"  steps: {data.get('steps', 0)}; cells edited: {edited}{unsaved}; "
+            f"cells run: {len(ran)}"
             + (f" (still failing: {', '.join(failing)})" if failing else "")
             + f"; files changed: {len(data.get('files_changed', []))}",
             file=out,

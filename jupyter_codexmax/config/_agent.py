@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from traitlets import Bool, Dict, Enum, Float, HasTraits, Int, List, Unicode
+from typing import Any
+
+from traitlets import Bool, Dict, Enum, Float, HasTraits, Int, List, Unicode, validate
+
+from ..errors import ConfigError
 
 __all__ = ["APPROVALS", "AgentSettings"]
 
@@ -37,14 +41,28 @@ class AgentSettings(HasTraits):
 
     cell_timeout = Float(
         600.0,
-        help="""Seconds a cell may run before the kernel is interrupted (the model can
-        ask for less or more per run).""",
+        help="""Seconds a cell may run before the kernel is interrupted. A cap: the model
+        can ask for less per run, never more.""",
     ).tag(config=True)
 
     max_steps = Int(
         200,
         help="""Most requests to the model in one turn (one message from you); the turn
         stops with an error past it.""",
+    ).tag(config=True)
+
+    repeated_failure_limit = Int(
+        3,
+        help="""The same tool call (same tool, same arguments) failing the same way this
+        many times without a call succeeding in between: the model is told to change
+        course. Two more, and the turn stops with an error instead of looping.""",
+    ).tag(config=True)
+
+    search_time_limit = Float(
+        2.0,
+        help="""Seconds ``search_files`` may spend matching its pattern in one file; a
+        file that takes longer (a pattern that backtracks without end, such as
+        ``(a+)+$``) is given up and named in the result.""",
     ).tag(config=True)
 
     tool_output_limit = Int(
@@ -120,3 +138,19 @@ class AgentSettings(HasTraits):
         formats, URLs with a password) is left out of the kernel's environment. Kept or
         not, their values are masked in every output the agent reads or writes.""",
     ).tag(config=True)
+
+    @validate("cell_timeout", "search_time_limit")
+    def _check_agent_seconds(self, proposal: dict[str, Any]) -> float:
+        from ._requests import positive_seconds
+
+        return positive_seconds(proposal["value"])
+
+    @validate("max_steps", "tool_output_limit", "repeated_failure_limit")
+    def _check_agent_count(self, proposal: dict[str, Any]) -> int:
+        value = int(proposal["value"])
+        least = {"tool_output_limit": 1_000, "repeated_failure_limit": 2}.get(
+            proposal["trait"].name, 1
+        )
+        if value < least:
+            raise ConfigError(f"must be at least {least:,}, not {value}")
+        return value

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from traitlets import Enum, Float, HasTraits, Int, Unicode, validate
 
 from ..errors import ConfigError
 
-__all__ = ["RequestSettings"]
+__all__ = ["RequestSettings", "positive_seconds"]
+
+
+def positive_seconds(value: Any) -> float:
+    """``value`` as seconds, or :class:`ConfigError` unless it is a finite number above 0."""
+    seconds = float(value)
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"must be a number of seconds above 0, not {value!r}")
+    return seconds
 
 
 class RequestSettings(HasTraits):
@@ -27,6 +36,14 @@ class RequestSettings(HasTraits):
     request_timeout = Float(
         600.0,
         help="Seconds allowed for a request that is not streamed (remote compaction).",
+    ).tag(config=True)
+
+    response_time_limit = Float(
+        1800.0,
+        help="""Seconds a whole streamed response may take, from sending the request to its
+        last event, however steadily it streams: the idle timeout catches a silent stream,
+        this one a trickle. Past it the response is dropped, and retried like a stalled
+        one.""",
     ).tag(config=True)
 
     max_retries = Int(
@@ -72,6 +89,23 @@ class RequestSettings(HasTraits):
         10.0,
         help="Seconds to wait for tiktoken's data before using the estimate instead.",
     ).tag(config=True)
+
+    @validate(
+        "connect_timeout",
+        "stream_idle_timeout",
+        "request_timeout",
+        "response_time_limit",
+        "tokenizer_load_timeout",
+    )
+    def _check_request_seconds(self, proposal: dict[str, Any]) -> float:
+        return positive_seconds(proposal["value"])
+
+    @validate("retry_base_delay", "retry_max_delay", "retry_after_limit")
+    def _check_delay(self, proposal: dict[str, Any]) -> float:
+        seconds = float(proposal["value"])
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ConfigError(f"must be a number of seconds, 0 or more, not {proposal['value']!r}")
+        return seconds
 
     @validate("max_retries")
     def _check_retries(self, proposal: dict[str, Any]) -> int:

@@ -27,12 +27,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..fileio import NotRegularFile, read_regular
+from ..limits import depth_of
 from ..safefs import atomic_write
 from ..workspace import absolute
 from .document import NotebookDocument, NotebookError
 from .nbjson import V4Read, notebook_bytes, read_v4
 
-__all__ = ["FileNotebook", "notebook_bytes", "read_notebook_bytes"]
+__all__ = ["MAX_DEPTH", "FileNotebook", "notebook_bytes", "read_notebook_bytes"]
+
+#: How deep a notebook's JSON may nest. Real notebooks nest about 10 deep (plots, widget
+#: state); much deeper ones would exhaust the stack when copied, written or shown.
+MAX_DEPTH = 100
 
 
 @contextlib.contextmanager
@@ -88,6 +94,11 @@ def read_notebook_bytes(path: Path, raw: bytes) -> tuple[Any, V4Read, tuple[int,
         ) from exc
     except RecursionError as exc:
         raise NotebookError(f"{name}: not a notebook: JSON nested too deeply") from exc
+    depth = depth_of(data)
+    if depth > MAX_DEPTH:
+        raise NotebookError(
+            f"{name}: cannot be read: its JSON nests {depth:,} levels deep (at most {MAX_DEPTH})"
+        )
     if not isinstance(data, dict):
         raise NotebookError(f"{name}: not a notebook: the JSON is not an object")
     major = _number(data, "nbformat", name)
@@ -169,11 +180,11 @@ class FileNotebook(NotebookDocument):
         """Read ``path``; :class:`NotebookError` when it is not a readable notebook."""
         target = Path(path).expanduser()
         try:
-            raw = target.read_bytes()
+            raw = read_regular(target)
         except FileNotFoundError as exc:
             raise NotebookError(f"{target}: no such file") from exc
-        except IsADirectoryError as exc:
-            raise NotebookError(f"{target}: is a folder, not a notebook") from exc
+        except NotRegularFile as exc:
+            raise NotebookError(f"{target}: is {exc.kind}, not a notebook file") from exc
         except OSError as exc:
             raise NotebookError(f"{target}: cannot be read: {exc.strerror or exc}") from exc
         nb, read, version = read_notebook_bytes(target, raw)

@@ -16,7 +16,9 @@
 A cell starts at a line ``§<number> <code|md|raw> <id> [<execution count>]``; its outputs
 follow, each starting at a line ``» <kind>``. Ids are shown as their shortest unique prefix.
 
-Rules: every source line is shown, always (pages break between cells, never inside one);
+Rules: every source line is shown (pages break between cells, never inside one), unless
+one cell alone is longer than a page: it is cut head and tail, with a marker, so a view
+never passes its budget;
 outputs are text with ANSI codes removed and long ones cut head and tail with a marker
 saying how much was cut; images become a placeholder plus, for models that take images,
 an image part (size-capped); HTML, widgets and JavaScript are summarised; base64 data never
@@ -43,6 +45,9 @@ _BLANK_LINES = re.compile(r"\n\s*\n+")
 MAX_IMAGE_B64 = 2_000_000
 #: At most this many images go to the model per view.
 MAX_IMAGES = 4
+#: Outputs of one cell shown in the view (the first ones and the last 10); the rest are
+#: counted.
+MAX_OUTPUTS = 40
 
 
 def strip_ansi(text: str) -> str:
@@ -179,22 +184,30 @@ def render_outputs(
 
 
 def merge_streams(outputs: list[Any]) -> list[Any]:
-    """Consecutive stream outputs of the same name, joined (as Jupyter shows them)."""
+    """Consecutive stream outputs of the same name, joined (as Jupyter shows them); linear
+    in the outputs however many there are."""
     merged: list[Any] = []
+    pieces: list[str] = []  # the texts of the last merged stream, joined at its end
+
+    def close() -> None:
+        if len(pieces) > 1:
+            merged[-1] = {**merged[-1], "text": "".join(pieces)}
+        pieces.clear()
+
     for output in outputs:
         if (
             isinstance(output, dict)
             and output.get("output_type") == "stream"
-            and merged
-            and merged[-1].get("output_type") == "stream"
+            and pieces
             and merged[-1].get("name") == output.get("name")
         ):
-            merged[-1] = {
-                **merged[-1],
-                "text": _text_of(merged[-1].get("text")) + _text_of(output.get("text")),
-            }
-        else:
-            merged.append(output)
+            pieces.append(_text_of(output.get("text")))
+            continue
+        close()
+        merged.append(output)
+        if isinstance(output, dict) and output.get("output_type") == "stream":
+            pieces.append(_text_of(output.get("text")))
+    close()
     return merged
 
 
@@ -332,16 +345,23 @@ def render_cells(
         source = _text_of(cell.get("source"))
         block.append(source.rstrip("\n") if source.strip() else "(empty)")
         if cell.get("cell_type") == "code":
-            block.extend(
-                render_outputs(
-                    merge_streams(list(cell.get("outputs") or [])),
-                    limit=output_limit,
-                    widgets=widgets,
-                    images=images,
-                    image_ok=image_ok,
-                )
+            outputs = merge_streams(list(cell.get("outputs") or []))
+            shown = outputs
+            if len(outputs) > MAX_OUTPUTS:
+                shown = outputs[: MAX_OUTPUTS - 10] + outputs[-10:]
+            lines = render_outputs(
+                shown, limit=output_limit, widgets=widgets, images=images, image_ok=image_ok
             )
+            if len(outputs) > MAX_OUTPUTS:
+                hidden = len(outputs) - len(shown)
+                where = _nth_output(lines, MAX_OUTPUTS - 10)
+                lines.insert(where, f"[... {hidden:,} outputs not shown ...]")
+            block.extend(lines)
         text = "\n".join(block)
+        if len(text) > budget:
+            # One cell longer than a page (a huge source or output): cut head and tail,
+            # so the view keeps its budget and the model sees where it was cut.
+            text = cut_text(text, budget, tail_share=0.3)
         if blocks and used + len(text) > budget:
             break
         blocks.append(text)
@@ -353,6 +373,17 @@ def render_cells(
             f"\n§ (cells {start}-{last} of {total} shown; read_notebook start={last + 1} for more)"
         )
     return NotebookView("\n".join(blocks) + more, images, start, last, total)
+
+
+def _nth_output(lines: list[str], n: int) -> int:
+    """Where the ``n``-th output (from 0) starts among rendered output lines."""
+    seen = 0
+    for index, line in enumerate(lines):
+        if line.startswith("» "):
+            if seen == n:
+                return index
+            seen += 1
+    return len(lines)
 
 
 def notebook_heading(doc: Any) -> str:

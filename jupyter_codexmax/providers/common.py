@@ -6,16 +6,17 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ..errors import ModelError, ProtocolError
+from ..errors import ModelError, ProtocolError, ResponseTimeout
 from .base import (
     SCRIPTED_SERVER_HEADER,
     EndpointCheck,
@@ -61,6 +62,25 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
         await asyncio.wait_for(read(), DRAIN_SECONDS)
 
 
+async def _until(
+    chunks: AsyncIterator[bytes], deadline: float, too_slow: Callable[[], ModelError]
+) -> AsyncGenerator[bytes, None]:
+    """``chunks`` as they come, until ``deadline`` (the loop's clock): then ``too_slow()``
+    is raised, whether the chunks stopped coming or kept trickling in."""
+    loop = asyncio.get_running_loop()
+    while True:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise too_slow()
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), remaining)
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError as exc:
+            raise too_slow() from exc
+        yield chunk
+
+
 class HttpProvider(Provider):
     """A provider that POSTs JSON and reads server-sent events back."""
 
@@ -89,14 +109,27 @@ class HttpProvider(Provider):
     async def _events(self, body: dict[str, Any]) -> AsyncGenerator[StreamEvent, None]:
         attempt = 0
         while True:
+            limit = self.settings.response_time_limit
+            deadline = asyncio.get_running_loop().time() + limit
             try:
-                async with self.http.post_stream(self.path, body) as response:
+                async with contextlib.AsyncExitStack() as stack:
+                    opening = stack.enter_async_context(self.http.post_stream(self.path, body))
+                    try:
+                        response = await asyncio.wait_for(opening, limit)
+                    except asyncio.TimeoutError as exc:
+                        raise self._too_slow(limit) from exc
                     idle = self.settings.stream_idle_timeout
-                    async with aclosing(iter_bytes(response, idle=idle)) as chunks:
-                        async with aclosing(self._parse_response(response, chunks)) as events:
-                            async for event in events:
-                                yield event
-                        await _drain(chunks)
+                    chunks = await stack.enter_async_context(
+                        aclosing(iter_bytes(response, idle=idle))
+                    )
+                    timed = _until(chunks, deadline, functools.partial(self._too_slow, limit))
+                    async with (
+                        aclosing(timed),
+                        aclosing(self._parse_response(response, timed)) as events,
+                    ):
+                        async for event in events:
+                            yield event
+                    await _drain(chunks)
                 return
             except ModelError as exc:
                 failure = exc
@@ -118,6 +151,12 @@ class HttpProvider(Provider):
             )
             yield Retrying(attempt, self.retry.max_retries, delay, str(failure))
             await asyncio.sleep(delay)
+
+    def _too_slow(self, limit: float) -> ResponseTimeout:
+        return ResponseTimeout(
+            f"the response from {self.http.url(self.path)} did not finish within {limit:g} s "
+            "(CodexMax.response_time_limit)"
+        )
 
     async def _parse_response(
         self, response: httpx.Response, chunks: AsyncIterator[bytes]

@@ -46,6 +46,14 @@ def message_text(item: Item) -> str:
     )
 
 
+class _NotANumber(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity`` in JSON text (Python reads them; JSON has none)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotANumber(name)
+
+
 def parse_tool_arguments(call: Item) -> dict[str, Any]:
     """A function call's arguments as a dict, or :class:`ToolArgumentsError` whose message
     tells the model what was wrong (broken or truncated JSON, not an object)."""
@@ -57,7 +65,20 @@ def parse_tool_arguments(call: Item) -> dict[str, Any]:
         return raw
     text = str(raw)
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_no_constant)
+    except _NotANumber as exc:
+        raise ToolArgumentsError(
+            f"the arguments for {name} hold {exc}, which JSON does not allow; "
+            "send a finite number.",
+            tool=name,
+            arguments=text,
+        ) from exc
+    except RecursionError as exc:
+        raise ToolArgumentsError(
+            f"the arguments for {name} nest too deeply to be read; send a flat JSON object.",
+            tool=name,
+            arguments=text,
+        ) from exc
     except ValueError as exc:
         where = f"at character {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
         truncated = " (it looks cut off)" if text.count("{") > text.count("}") else ""

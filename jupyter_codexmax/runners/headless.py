@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,12 +33,100 @@ from .base import CellRun, CellRunner, KernelError
 if TYPE_CHECKING:
     from ..sandbox import SandboxPolicy
 
-__all__ = ["HeadlessRunner"]
+__all__ = ["HeadlessRunner", "remove_stale_folders"]
 
 log = logging.getLogger("jupyter_codexmax.runners")
 
 #: Seconds a kernel gets to stop after an interrupt before it is restarted.
 INTERRUPT_GRACE = 10.0
+
+
+#: The private folders kernels' sockets live in: ``<temp>/cxk-XXXX/``, with an owner file.
+FOLDER_PREFIX = "cxk-"
+OWNER_FILE = "owner"
+_swept = False
+
+
+def _owner_mark(pid: int) -> str | None:
+    """``"<pid> <start time>"`` for a live process (its start time tells it from a later
+    process given the same pid); None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return f"{pid} {fields[19]}"
+    except (OSError, IndexError):
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except OSError:
+        pass  # someone else's process: alive
+    return f"{pid} ?"
+
+
+def _owner_gone(folder: Path) -> bool:
+    """Whether the process that made ``folder`` has ended (False when unsure)."""
+    try:
+        mark = (folder / OWNER_FILE).read_text("ascii").strip()
+        pid = int(mark.split()[0])
+    except (OSError, ValueError, IndexError):
+        return False  # no owner file (yet, or an older version's folder): leave it
+    now = _owner_mark(pid)
+    if now is None:
+        return True
+    return not mark.endswith(" ?") and not now.endswith(" ?") and now != mark
+
+
+def remove_stale_folders(root: str | None = None) -> list[Path]:
+    """Remove the kernel folders of runs that ended without removing them (a killed run),
+    once per process; returns what was removed."""
+    global _swept
+    if _swept and root is None:
+        return []
+    _swept = root is None
+    removed: list[Path] = []
+    base = Path(root or tempfile.gettempdir())
+    try:
+        candidates = [p for p in base.iterdir() if p.name.startswith(FOLDER_PREFIX)]
+    except OSError:
+        return removed
+    for folder in candidates:
+        with contextlib.suppress(OSError):
+            if folder.is_dir() and not folder.is_symlink() and _owner_gone(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+                log.info("removed %s, left by a run that ended without removing it", folder)
+    return removed
+
+
+def import_nbclient() -> Any:
+    """nbclient's ``NotebookClient``, imported without ``rfc3987_syntax`` where nothing has
+    imported jsonschema yet.
+
+    nbclient imports nbformat, which imports jsonschema, whose format checkers import
+    ``rfc3987_syntax`` when it is installed (JupyterLab's dependencies bring it): that
+    compiles a lark grammar at import, about 1.9 s of a headless run's 4.5 s here. Nothing a
+    run does checks the ``iri`` formats it serves, so jsonschema is loaded without it (it
+    then leaves those formats unchecked, as it does wherever the package is missing)."""
+    hide = "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules
+    if hide:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # import fails
+    try:
+        from nbclient import NotebookClient
+    finally:
+        if hide and sys.modules.get("rfc3987_syntax", 0) is None:
+            del sys.modules["rfc3987_syntax"]
+    return NotebookClient
+
+
+def make_folder() -> str:
+    """A new private folder for a kernel's sockets, marked with its owner (stale ones of
+    killed runs are removed first)."""
+    remove_stale_folders()
+    folder = tempfile.mkdtemp(prefix=FOLDER_PREFIX)
+    Path(folder, OWNER_FILE).write_text(_owner_mark(os.getpid()) or "", "ascii")
+    return folder
 
 
 def _kernel_name(nb: Any) -> str:
@@ -126,14 +215,18 @@ class HeadlessRunner(CellRunner):
             ) from None
 
     async def _start(self) -> Any:
-        from nbclient import NotebookClient
-
+        NotebookClient = import_nbclient()
         name = self._resolve_kernel()
         # ipc sockets in a short private folder: no TCP ports, and no "running over TCP
-        # without encryption" message from the kernel.
-        self._tmp = tempfile.mkdtemp(prefix="cxk-")
+        # without encryption" message from the kernel. The connection file goes there too,
+        # and the folder says which process owns it, so a later run can remove it if this
+        # one is killed before it does.
+        self._tmp = make_folder()
         km = _kernel_manager(self.sandbox)(
-            kernel_name=name, transport="ipc", ip=os.path.join(self._tmp, "k")
+            kernel_name=name,
+            transport="ipc",
+            ip=os.path.join(self._tmp, "k"),
+            connection_file=os.path.join(self._tmp, "kernel.json"),
         )
         client = NotebookClient(
             self.nb,
@@ -168,13 +261,13 @@ class HeadlessRunner(CellRunner):
         return self._client
 
     async def run(self, doc: Any, index: int, timeout: float) -> CellRun:
-        from nbclient.exceptions import DeadKernelError
-
         cell = doc.nb.cells[index]
         cell_id = doc.cell_id(index)
         if cell.get("cell_type") != "code" or not str(cell.get("source", "")).strip():
             return CellRun(cell_id, "skipped", 0.0, note="not a code cell, or empty")
         client = await self._ensure()
+        from nbclient.exceptions import DeadKernelError  # imported by _ensure's start
+
         client.timeout = max(1, round(timeout))
         client._display_id_map = {}  # display ids belong to this run's cells only
         started = time.monotonic()

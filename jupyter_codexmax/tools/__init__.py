@@ -9,10 +9,11 @@ __all__ = ["Tool", "ToolContext", "ToolError", "ToolRegistry", "ToolResult", "de
 
 def default_tools() -> ToolRegistry:
     """Every tool, in the order the model is shown them."""
-    from .files import ListFiles, ReadFile, SearchFiles
+    from .files import ListFiles, ReadFile
     from .notebook import EditNotebook, ReadNotebook, RestartKernel, RunCells
     from .patch import ApplyPatch
     from .plan import UpdatePlan
+    from .search import SearchFiles
     from .shell import Shell
 
     return ToolRegistry(

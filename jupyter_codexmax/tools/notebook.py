@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 from collections.abc import Callable
 from typing import Any
@@ -12,12 +13,16 @@ from ..events import CellEdited, CellRan
 from ..notebook.document import CELL_TYPES, CellNotFound, NotebookDocument, NotebookReadOnly
 from ..notebook.view import cut_text, merge_streams, render_cells, render_outputs
 from ..runners.base import CellRun, KernelError
+from .files import page_budget
 from .registry import Access, Tool, ToolContext, ToolError, ToolResult
 
 __all__ = ["EditNotebook", "ReadNotebook", "RestartKernel", "RunCells", "cell_diff"]
 
 #: Characters of each output shown after a run (the notebook overview shows less).
 RUN_OUTPUT_LIMIT = 4_000
+#: Bounds of cell numbers and ids in arguments (far beyond any real notebook).
+MAX_CELLS = 10_000_000
+_CELL_ID: dict[str, Any] = {"type": "string", "maxLength": 1_000}
 
 
 def cell_diff(cell_id: str, old: str, new: str) -> str:
@@ -40,8 +45,18 @@ class ReadNotebook(Tool):
     parameters = {
         "type": "object",
         "properties": {
-            "start": {"type": "integer", "description": "First cell number (default 1)."},
-            "end": {"type": "integer", "description": "Last cell number (default: last)."},
+            "start": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_CELLS,
+                "description": "First cell number (default 1).",
+            },
+            "end": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_CELLS,
+                "description": "Last cell number (default: last).",
+            },
         },
         "additionalProperties": False,
     }
@@ -58,8 +73,13 @@ class ReadNotebook(Tool):
             return ToolResult("(the notebook has no cells)", "0 cells")
         start = int(args.get("start", 1))
         if not 1 <= start <= total:
-            raise ToolError(f"start must be between 1 and {total}")
-        view = render_cells(doc, start=start, end=args.get("end"), image_ok=ctx.image_ok)
+            raise ToolError(f"start must be between 1 and {total} (the notebook's cell count)")
+        end = args.get("end")
+        if end is not None and end < start:
+            raise ToolError(f"end ({end}) comes before start ({start})")
+        view = render_cells(
+            doc, start=start, end=end, image_ok=ctx.image_ok, budget=page_budget(ctx)
+        )
         edited = ctx.state.setdefault("edited_since_run", set())
         text = view.text
         if edited:
@@ -78,9 +98,9 @@ _EDIT = {
             "type": "string",
             "enum": ["insert", "replace", "delete", "move", "find_replace"],
         },
-        "cell_id": {"type": "string", "description": "The cell to change (not for insert)."},
+        "cell_id": {**_CELL_ID, "description": "The cell to change (not for insert)."},
         "after": {
-            "type": "string",
+            **_CELL_ID,
             "description": (
                 "insert/move: the id of the cell to place it after; '' for the top; omit for "
                 "the end."
@@ -106,7 +126,9 @@ class EditNotebook(Tool):
     )
     parameters = {
         "type": "object",
-        "properties": {"edits": {"type": "array", "items": _EDIT, "minItems": 1}},
+        "properties": {
+            "edits": {"type": "array", "items": _EDIT, "minItems": 1, "maxItems": 1_000}
+        },
         "required": ["edits"],
         "additionalProperties": False,
     }
@@ -153,8 +175,7 @@ class EditNotebook(Tool):
                 edited.add(short_to_full[cell_id])
             if changed:
                 ctx.state.setdefault("cells_touched", set()).add(cell_id)
-        if changed:
-            await doc.save()
+        unsaved = await save_or_say(ctx, doc) if changed else ""
         head = (
             "PROPOSED, not applied (approval level read-only); the user can apply it:\n"
             if ctx.propose_only
@@ -169,7 +190,27 @@ class EditNotebook(Tool):
             for cell_id, action, diff in results
         )
         summary = ", ".join(f"{a} {c}" for c, a, _ in results)
+        if unsaved:
+            body += "\n" + unsaved
         return ToolResult(head + body, ("proposed " if not applied else "") + summary)
+
+
+async def save_or_say(ctx: ToolContext, doc: NotebookDocument) -> str:
+    """Save the notebook; "" when that worked, else a line for the model (a full disk, a
+    file that cannot be written: the change is kept in the agent's copy, and written with
+    the next save). A notebook changed on disk by someone else is not this: it ends the
+    turn (:class:`~..notebook.document.NotebookError`)."""
+    try:
+        await doc.save()
+    except OSError as exc:
+        from ..agent.dispatch import failure_text
+
+        ctx.state["save_failure"] = failure_text(exc)
+        return (
+            f"§ not saved: the notebook could not be written ({failure_text(exc)}); the "
+            "change is kept in memory and written with the next save"
+        )
+    return ""
 
 
 def _readonly(doc: NotebookDocument) -> NotebookReadOnly:
@@ -296,11 +337,15 @@ class RunCells(Tool):
     parameters = {
         "type": "object",
         "properties": {
-            "cell_ids": {"type": "array", "items": {"type": "string"}},
-            "start_id": {"type": "string"},
-            "end_id": {"type": "string", "description": "Default: the last cell."},
+            "cell_ids": {"type": "array", "items": _CELL_ID},
+            "start_id": _CELL_ID,
+            "end_id": {**_CELL_ID, "description": "Default: the last cell."},
             "all": {"type": "boolean"},
-            "timeout": {"type": "number", "description": "Seconds per cell."},
+            "timeout": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "description": "Seconds per cell; at most the user's cell timeout.",
+            },
         },
         "additionalProperties": False,
     }
@@ -343,11 +388,35 @@ class RunCells(Tool):
         if not doc.writable:
             raise ToolError(str(_readonly(doc)))
         indices = self._indices(doc, args)
-        timeout = float(args.get("timeout") or ctx.cell_timeout)
+        # The user's cell timeout is a cap: the model may ask for less, never for more.
+        timeout = min(float(args.get("timeout") or ctx.cell_timeout), ctx.cell_timeout)
+        ctx.state["_run_images"] = []
+        try:
+            blocks, statuses, ok = await self._run(ctx, doc, indices, timeout)
+        except BaseException:
+            # Stopped, or the kernel failed: what ran is kept (its outputs, its
+            # KeyboardInterrupt), as Jupyter would keep it.
+            with contextlib.suppress(Exception):
+                await doc.save()
+            raise
+        # Written once for the whole call, not after every cell: a large notebook costs
+        # one write per run, not one per cell.
+        unsaved = await save_or_say(ctx, doc)
+        if unsaved:
+            blocks.append(unsaved)
+        if not blocks:
+            return ToolResult("no code cells to run", "nothing to run")
+        return ToolResult(
+            "\n".join(blocks), ", ".join(statuses), ok=ok, images=ctx.state.pop("_run_images", [])
+        )
+
+    async def _run(
+        self, ctx: ToolContext, doc: NotebookDocument, indices: list[int], timeout: float
+    ) -> tuple[list[str], list[str], bool]:
         blocks: list[str] = []
         statuses: list[str] = []
         ok = True
-        ctx.state["_run_images"] = []
+        assert ctx.runner is not None
         for position, index in enumerate(indices):
             if doc.nb.cells[index].get("cell_type") != "code":
                 continue
@@ -371,14 +440,12 @@ class RunCells(Tool):
                 # printed (and its KeyboardInterrupt), as Jupyter would.
                 mask_outputs(doc.nb.cells[index], ctx.redact)
                 await doc.outputs_changed(doc.cell_id(index))
-                await doc.save()
                 raise
             if result.status == "skipped":
                 continue
             # What the agent's run printed is written with the notebook: never a secret.
             mask_outputs(doc.nb.cells[index], ctx.redact)
             await doc.outputs_changed(doc.cell_id(index))
-            await doc.save()
             ctx.state.setdefault("edited_since_run", set()).discard(doc.cell_id(index))
             ctx.state.setdefault("cells_run", {})[doc.cell_id(index)] = result.status
             block, _ = _describe_run(ctx, doc, index, result)
@@ -398,11 +465,7 @@ class RunCells(Tool):
                 if rest:
                     blocks.append(f"§ not run (stopped at the {result.status}): " + ", ".join(rest))
                 break
-        if not blocks:
-            return ToolResult("no code cells to run", "nothing to run")
-        return ToolResult(
-            "\n".join(blocks), ", ".join(statuses), ok=ok, images=ctx.state.pop("_run_images", [])
-        )
+        return blocks, statuses, ok
 
 
 def mask_outputs(cell: Any, redact: Callable[[str], str]) -> None:

@@ -3,19 +3,25 @@ the registry that dispatches a model's function call to one.
 
 Errors are split as the Codex CLI splits them:
 
+- every call's arguments are checked against its tool's schema before it runs
+  (:mod:`.schema`: types, ranges, finite numbers, lengths, depth);
 - :class:`ToolError` (and the model-fixable errors of other modules: a cell id that does
   not exist, a path outside the workspace, arguments that are not JSON) becomes the tool's
-  output, and the turn goes on: the model reads it and tries again;
-- anything else is a bug or a failure of the machine, and ends the turn.
+  output, and the turn goes on: the model reads it and tries again. So does any other
+  failure inside a tool (an ``OSError``, a bug): the dispatcher gives it back as the call's
+  output. Only the provider, the user's stop and a broken invariant of our own (a notebook
+  changed on disk by someone else) end a turn.
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ..errors import CodexmaxError, ToolArgumentsError
 from ..providers.base import ToolSpec
@@ -36,7 +42,10 @@ __all__ = [
     "ToolRegistry",
     "ToolResult",
     "check_arguments",
+    "in_thread",
 ]
+
+T = TypeVar("T")
 
 #: What a call needs permission for. ``read`` is always allowed.
 Access = Literal["read", "notebook_edit", "run", "shell", "write"]
@@ -106,58 +115,16 @@ class Tool(abc.ABC):
     async def run(self, ctx: ToolContext, args: dict[str, Any]) -> ToolResult: ...
 
 
-_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "object": (dict,),
-    "array": (list,),
-}
-
-
 def check_arguments(schema: dict[str, Any], value: Any, where: str = "arguments") -> None:
-    """Check ``value`` against the subset of JSON Schema our tools use (types, required,
-    enums, nested properties and items, no unknown keys). Raises :class:`ToolError` with a
-    message for the model."""
-    expected = schema.get("type")
-    if expected:
-        kinds = expected if isinstance(expected, list) else [expected]
-        allowed = tuple(t for kind in kinds for t in _TYPES.get(kind, ()))
-        is_bool = isinstance(value, bool)
-        if allowed and (not isinstance(value, allowed) or (is_bool and bool not in allowed)):
-            if value is None and "null" in kinds:
-                return
-            raise ToolError(f"{where} must be {' or '.join(kinds)}, not {_kind(value)}")
-    if "enum" in schema and value not in schema["enum"]:
-        choices = ", ".join(repr(c) for c in schema["enum"])
-        raise ToolError(f"{where} must be one of {choices}, not {value!r}")
-    if isinstance(value, dict):
-        properties = schema.get("properties", {})
-        for name in schema.get("required", []):
-            if name not in value:
-                raise ToolError(f"{where} is missing {name!r}")
-        if schema.get("additionalProperties") is False:
-            unknown = sorted(set(value) - set(properties))
-            if unknown:
-                raise ToolError(
-                    f"{where} has unknown key(s) {unknown}; known: {', '.join(properties)}"
-                )
-        for name, sub in properties.items():
-            if name in value:
-                check_arguments(
-                    sub, value[name], f"{name!r}" if where == "arguments" else f"{where}.{name}"
-                )
-    if isinstance(value, list) and "items" in schema:
-        for number, item in enumerate(value):
-            check_arguments(schema["items"], item, f"{where}[{number}]")
+    """Check ``value`` against a tool's schema and the limits that hold for every argument
+    (:mod:`.schema`). Raises :class:`ToolError` with a message for the model."""
+    from .schema import ArgumentError
+    from .schema import check_arguments as check
 
-
-def _kind(value: Any) -> str:
-    for name, types in _TYPES.items():
-        if isinstance(value, types) and not (isinstance(value, bool) and name != "boolean"):
-            return name
-    return "null" if value is None else type(value).__name__
+    try:
+        check(schema, value, where)
+    except ArgumentError as exc:
+        raise ToolError(str(exc)) from exc
 
 
 class ToolRegistry:
@@ -172,20 +139,43 @@ class ToolRegistry:
     def get(self, name: str) -> Tool:
         tool = self.tools.get(name)
         if tool is None:
-            raise ToolError(f"there is no tool {name!r}; the tools are: {', '.join(self.tools)}")
+            from .schema import MAX_NAME, clip
+
+            raise ToolError(
+                f"there is no tool {clip(name, MAX_NAME)}; the tools are: {', '.join(self.tools)}"
+            )
         return tool
 
     def prepare(self, name: str, raw_arguments: Any) -> tuple[Tool, dict[str, Any]]:
-        """The tool and its checked arguments, or :class:`ToolError`."""
+        """The tool and its arguments, checked against its schema before it runs, or
+        :class:`ToolError`."""
         from ..providers.items import parse_tool_arguments
+        from .schema import MAX_ARGUMENTS
 
         tool = self.get(name)
+        if isinstance(raw_arguments, str) and len(raw_arguments) > MAX_ARGUMENTS:
+            raise ToolError(
+                f"the arguments for {name} are {len(raw_arguments):,} characters of JSON; at "
+                f"most {MAX_ARGUMENTS:,} are accepted"
+            )
         try:
             args = parse_tool_arguments({"name": name, "arguments": raw_arguments})
         except ToolArgumentsError as exc:
             raise ToolError(str(exc)) from exc
         check_arguments(tool.parameters, args)
         return tool, args
+
+
+async def in_thread(work: Callable[[threading.Event], T]) -> T:
+    """Run blocking ``work`` in a thread, so the event loop stays free and the call can be
+    cancelled (a stop, the run's time limit). ``work`` gets an event that is set when the
+    call is cancelled, and checks it between files or lines to end soon after."""
+    cancelled = threading.Event()
+    try:
+        return await asyncio.to_thread(work, cancelled)
+    except asyncio.CancelledError:
+        cancelled.set()
+        raise
 
 
 def timed() -> Callable[[], float]:
