@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from nbhelpers import call, make_notebook
 
 from jupyter_codexmax import secrets
@@ -32,7 +33,10 @@ print(key[::-1])
 print(key.encode().hex())
 print(" ".join(key))
 print(key[:20]); print(key[20:])
-print(open(f"/proc/{os.getppid()}/environ").read().replace("\0", "\n"))
+try:
+    print(open(f"/proc/{os.getppid()}/environ").read().replace("\0", "\n"))
+except OSError as exc:
+    print("the parent's environment is out of reach:", exc)
 print("kernel sees:", os.environ.get("PGPASSWORD"), os.environ.get("DATABASE_URL"))
 print(open("db.txt").read())
 """
@@ -54,9 +58,12 @@ def forms(secret: str) -> list[str]:
     ]
 
 
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["kernel-sandboxed", "kernel-free"])
 def test_no_form_of_a_secret_is_written_or_sent(
-    tmp_path: Path, scripted_server: ScriptedModelServer
+    tmp_path: Path, scripted_server: ScriptedModelServer, sandboxed: bool
 ) -> None:
+    """In the sandbox the kernel cannot even see the agent's process; outside it, it reads
+    the agent's environment (/proc/<parent>/environ), which no longer holds the key."""
     work = tmp_path / "project"
     work.mkdir()
     (work / ".git").mkdir()
@@ -90,6 +97,7 @@ def test_no_form_of_a_secret_is_written_or_sent(
             "--full-auto",
             "--report",
             str(report),
+            f"--CodexMax.sandbox_kernel={sandboxed}",
         ],
         env=env,
         cwd=work,
@@ -118,6 +126,8 @@ def test_no_form_of_a_secret_is_written_or_sent(
             for form in forms(secret):
                 assert form not in text, f"{form[:12]}... of a secret is in {where}"
     # The agent's own environment (read from /proc by the cell) has no key variable left.
+    if not sandboxed:
+        assert "PGPASSWORD=" in saved, "the cell did read the agent's environment"
     assert "OPENAI_API_KEY=" not in saved
     assert "OPENAI_API_KEY=" not in sent
     # What is not a secret stays readable: the user name and host of the URL.
