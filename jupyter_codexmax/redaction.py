@@ -1,14 +1,18 @@
 """Finding secrets in text, in every form a program may print them.
 
-A secret shows up plain, and also as a program turns it around: reversed, base64 (standard
-or URL-safe, at any of the three alignments it can have inside a longer encoded text, and
-wrapped over lines), hex (lower or upper case), spelt out with spaces between its
-characters, or cut in pieces (``print(key[:20]); print(key[20:])``). :class:`SecretForms`
-holds one secret's forms; :func:`find_spans` finds them in a text.
+A secret shows up plain, and also as a program turns it around: reversed, in upper or
+lower case, rot13, base64 (standard or URL-safe, at any of the three alignments it can have
+inside a longer encoded text, and wrapped over lines), base32, hex (lower or upper case),
+percent-encoded or as JSON ``\\u`` escapes, spelt out with separators between its
+characters (spaces, new lines, ``', '`` of a printed list), as a list of character codes,
+or cut in pieces (``print(key[:20]); print(key[20:])``). :class:`SecretForms` holds one
+secret's forms; :func:`find_spans` finds them in a text.
 
 Every form is matched by its *fragments*: any run of at least ``fragment`` characters of a
-form (12 for the plain and reversed secret, 16 for base64, 24 for hex) is masked, so a
-piece is caught wherever it was cut. A run that long cannot occur by chance in a real
+form is masked, so a piece is caught wherever it was cut: 8 characters of an API key that
+looks random (20 characters or more, letters and digits; :func:`forms_of` with ``key``),
+12 of any other secret (a password, a URL with one: their pieces can be words), 16 of its
+base64 or base32, 24 of its hex. A run that long cannot occur by chance in a real
 credential's forms. Secrets shorter than that are matched whole.
 
 How it stays fast: each form is cut into aligned chunks of half the fragment length; any
@@ -19,13 +23,14 @@ substring search), and only around a chunk found is the match grown to its full 
 from __future__ import annotations
 
 import base64
+import codecs
 import re
 from functools import lru_cache
 
 __all__ = ["SecretForms", "find_spans", "forms_of"]
 
 #: The least run of a form that is masked (a whole secret shorter than it is matched whole).
-FRAGMENT = {"plain": 12, "reversed": 12, "base64": 16, "hex": 24}
+FRAGMENT = {"plain": 12, "random": 8, "base64": 16, "hex": 24}
 
 
 class _Form:
@@ -43,22 +48,47 @@ class _Form:
 class SecretForms:
     """Every form of one secret that is searched for."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, key: bool = False) -> None:
         self.secret = secret
         raw = secret.encode("utf-8")
-        forms = [_Form(secret, FRAGMENT["plain"]), _Form(secret[::-1], FRAGMENT["reversed"])]
-        if len(raw) >= 8:
-            for text in _base64_forms(raw):
-                forms.append(_Form(text, FRAGMENT["base64"]))
-            forms.append(_Form(raw.hex(), FRAGMENT["hex"]))
-            forms.append(_Form(raw.hex().upper(), FRAGMENT["hex"]))
-        self.forms = forms
-        # Spelt out: every character, with one or two blanks between each.
-        self.spaced = (
-            re.compile(r"[ \t]{1,2}".join(re.escape(ch) for ch in secret))
-            if len(secret) >= FRAGMENT["plain"]
-            else None
+        random = (
+            key
+            and len(secret) >= 20
+            and any(c.isdigit() for c in secret)
+            and any(c.isalpha() for c in secret)
         )
+        piece = FRAGMENT["random"] if random else FRAGMENT["plain"]
+        texts = [
+            secret,
+            secret[::-1],
+            secret.upper(),
+            secret.lower(),
+            codecs.encode(secret, "rot13"),
+        ]
+        forms = [_Form(text, piece) for text in dict.fromkeys(texts)]
+        if len(raw) >= 8:
+            for text in [*_base64_forms(raw), *_base32_forms(raw)]:
+                forms.append(_Form(text, FRAGMENT["base64"]))
+            for text in (
+                raw.hex(),
+                raw.hex().upper(),
+                "".join(f"%{b:02X}" for b in raw),
+                "".join(f"%{b:02x}" for b in raw),
+                "".join(f"\\u{ord(c):04x}" for c in secret),
+                "".join(f"\\u{ord(c):04X}" for c in secret),
+            ):
+                forms.append(_Form(text, FRAGMENT["hex"]))
+        self.forms = forms
+        # Spelt out: every character, with a few separators between each (blanks, new lines,
+        # the quotes and commas of a printed list); or as a list of character codes.
+        self.patterns: list[re.Pattern[str]] = []
+        if len(secret) >= FRAGMENT["plain"]:
+            self.patterns.append(
+                re.compile(r"[^A-Za-z0-9]{1,5}".join(re.escape(ch) for ch in secret))
+            )
+            self.patterns.append(
+                re.compile(r"(?<!\d)" + r"\D{1,4}".join(str(ord(ch)) for ch in secret) + r"(?!\d)")
+            )
 
 
 def _base64_forms(raw: bytes) -> list[str]:
@@ -75,9 +105,22 @@ def _base64_forms(raw: bytes) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def _base32_forms(raw: bytes) -> list[str]:
+    """The secret's base32 inside any longer encoded text (five byte alignments)."""
+    found = []
+    for pad in range(5):
+        text = base64.b32encode(b"\0" * pad + raw).decode("ascii")
+        start = -(-8 * pad // 5)
+        end = (8 * (pad + len(raw))) // 5
+        if end - start >= 8:
+            found.append(text[start:end])
+    return found
+
+
 @lru_cache(maxsize=256)
-def forms_of(secret: str) -> SecretForms:
-    return SecretForms(secret)
+def forms_of(secret: str, key: bool = False) -> SecretForms:
+    """One secret's forms (cached); ``key``: an API key, whose shorter pieces count."""
+    return SecretForms(secret, key)
 
 
 def find_spans(text: str, forms: SecretForms) -> list[tuple[int, int]]:
@@ -105,8 +148,10 @@ def find_spans(text: str, forms: SecretForms) -> list[tuple[int, int]]:
                     start = text.find(chunk, max(start + 1, right - len(chunk) + 1))
                 else:
                     start = text.find(chunk, start + 1)
-    if forms.spaced is not None and forms.secret[0] in text:
-        spans.extend(m.span() for m in forms.spaced.finditer(text))
+    first, code = forms.secret[:1], str(ord(forms.secret[0])) if forms.secret else ""
+    for pattern in forms.patterns:
+        if first in text or code in text:
+            spans.extend(m.span() for m in pattern.finditer(text))
     return spans
 
 

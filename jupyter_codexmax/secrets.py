@@ -46,8 +46,8 @@ _SENSITIVE_HEADER = re.compile(r"(auth|key|token|secret|cookie|password|signatur
 #: ``_``-separated part of it, or (for passwords) as the end of a part: ``PGPASSWORD``.
 _CREDENTIAL_WORDS = frozenset(
     {
-        "APIKEY", "KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PWD", "CREDENTIAL",
-        "CREDENTIALS", "AUTH", "PASSPHRASE", "DSN", "COOKIE", "PRIVATE", "SIGNATURE",
+        "APIKEY", "KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PWD", "PASS", "CREDENTIAL",
+        "CREDENTIALS", "CREDS", "AUTH", "PASSPHRASE", "DSN", "COOKIE", "PRIVATE", "SIGNATURE",
     }
 )  # fmt: skip
 _PASSWORD_ENDINGS = ("PASSWORD", "PASSWD", "PASSPHRASE")
@@ -66,15 +66,44 @@ _ABOUT_WORDS = frozenset(
 #: Variables whose names look like credentials and never are: the shell's working folders.
 _NOT_CREDENTIALS = frozenset({"PWD", "OLDPWD"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Known credential formats, masked wherever they appear (a pasted task, a file read, an
+#: output): bearer tokens; OpenAI, GitHub, Hugging Face, Slack, GitLab and Stripe tokens;
+#: JWTs; Slack webhook URLs; private keys in PEM.
+_TOKEN = (
+    r"sk-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{20,}"
+    r"|hf_[A-Za-z0-9]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}|glpat-[A-Za-z0-9_-]{20,}"
+    r"|(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"
+    r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"
+    r"|https://hooks\.slack\.com/services/[A-Za-z0-9/]{20,}"
+)
 _PATTERNS = [
     re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{6,}"),
-    re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"),
+    re.compile(rf"(?<![A-Za-z0-9_])(?:{_TOKEN})"),
+    re.compile(
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.S
+    ),
 ]
-#: A URL's password: ``postgres://user:PASSWORD@host`` (the scheme and user stay).
-_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{1,20}://[^\s:/@'\"]+:)([^\s@/'\"]+)(?=@)")
+#: ``name = value`` where the name says credential and the value looks like one (a long run
+#: of token characters with a digit in it, quoted or not): configuration files
+#: (``aws_secret_access_key = ...``, ``oauth_token: ...``, ``.env``), whatever else they
+#: hold. Code does not look like that (``key = os.environ[...]``, ``auth = make_auth()``)
+#: and is left alone, and so are paths (``SSH_AUTH_SOCK=/tmp/...``).
+_ASSIGNED = re.compile(
+    r"(?i)((?:^|[\s{,;\"'])[\"']?)"
+    r"([\w.-]*(?:secret|token|passw(?:or)?d|pass|api[_-]?key|access[_-]?key"
+    r"|auth|credential|private[_-]?key)[\w.-]*)([\"']?\s*[:=]\s*[\"']?)"
+    r"((?![/~.])(?=[A-Za-z0-9+/=_\-.~]*\d)[A-Za-z0-9+/=_\-.~]{12,})(?![\w(])"
+)
+#: ``.netrc``: ``machine host login user password SECRET``.
+_NETRC = re.compile(r"(?i)(\blogin\s+\S+\s+password\s+)(\S+)")
+#: A URL's password: ``postgres://user:PASSWORD@host`` (the scheme and user stay; the user
+#: may be empty: ``redis://:PASSWORD@host``).
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{1,20}://[^\s:/@'\"]*:)([^\s@/'\"]+)(?=@)")
 
 _lock = threading.Lock()
 _registered: set[str] = set()
+#: The registered secrets that are API keys (random: even short pieces of them count).
+_keys: set[str] = set()
 
 
 class Secret:
@@ -150,13 +179,16 @@ class SecretTrait(TraitType[Secret, "str | Secret"]):
         return Secret(s)
 
 
-def register(*values: str | Secret | None) -> None:
-    """Remember secret values so :func:`redact` removes them wherever they appear."""
+def register(*values: str | Secret | None, key: bool = False) -> None:
+    """Remember secret values so :func:`redact` removes them wherever they appear. ``key``:
+    API keys (random, so even short pieces of them are masked)."""
     with _lock:
         for value in values:
             text = value.reveal() if isinstance(value, Secret) else value
             if text and len(text) >= MIN_REDACTED_LENGTH:
                 _registered.add(text)
+                if key:
+                    _keys.add(text)
 
 
 def _known(extra: Iterable[str | Secret]) -> list[str]:
@@ -176,16 +208,30 @@ def _mask(text: str, known: list[str]) -> str:
 
     spans: list[tuple[int, int]] = []
     for value in known:
-        spans.extend(find_spans(text, forms_of(value)))
+        spans.extend(find_spans(text, forms_of(value, value in _keys)))
     text = mask_spans(text, spans, MASK)
     if "://" in text:
         text = _URL_PASSWORD.sub(lambda m: m.group(1) + MASK, text)
+    lowered = text.lower()
+    if any(word in lowered for word in ("secret", "token", "pass", "key", "auth", "credential")):
+        text = _ASSIGNED.sub(_mask_assigned, text)
+    if "password" in lowered:
+        text = _NETRC.sub(lambda m: m.group(1) + MASK, text)
     for pattern in _PATTERNS:
         text = pattern.sub(
             lambda m: f"{m.group(1)} {MASK}" if m.lastindex else MASK,
             text,
         )
     return text
+
+
+def _mask_assigned(match: re.Match[str]) -> str:
+    """``name = value``: the value masked when the name is a credential's (not an id, a
+    path or a URL about one: the same rule as environment variables)."""
+    lead, name, sep, _value = match.groups()
+    if not is_credential_name(re.sub(r"[.-]", "_", name)):
+        return match.group(0)
+    return f"{lead}{name}{sep}{MASK}"
 
 
 def redact(text: str, extra: Iterable[str | Secret] = ()) -> str:
@@ -246,11 +292,7 @@ def _harmless(value: str) -> bool:
 
 #: Values that are credentials whatever their variable is called: well-known token shapes
 #: (OpenAI, GitHub, Hugging Face, Slack, GitLab, JWTs) and URLs with a password.
-_CREDENTIAL_VALUE = re.compile(
-    r"^\s*(sk-[A-Za-z0-9_-]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{20,}"
-    r"|hf_[A-Za-z0-9]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}|glpat-[A-Za-z0-9_-]{20,}"
-    r"|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.)"
-)
+_CREDENTIAL_VALUE = re.compile(rf"^\s*(?:{_TOKEN})")
 
 
 def url_passwords(value: str) -> list[str]:

@@ -23,8 +23,10 @@ KEY = "sk-proj-" + "Zq8Lw2Xv9Rt4Nb6Mk1Hs3Jd7Fg5Pc0Ye"
 PG_PASSWORD = "pg-Hunter2-correct-horse"
 DB_PASSWORD = "db-Tr0ub4dor-and-3"
 DATABASE_URL = f"postgresql://analyst:{DB_PASSWORD}@db.internal:5432/sales"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCY3XAMPLEKEY"
+GH_TOKEN = "ghp_" + "R4nd0mT0k3nV4lu3s" + "x9y8z7w6v5u4t3s2r1q0"
 
-LEAK = r"""import base64, os
+LEAK = r"""import base64, codecs, json, os
 key = open("key.txt").read().strip()
 print(key)
 print(base64.b64encode(key.encode()).decode())
@@ -33,6 +35,13 @@ print(key[::-1])
 print(key.encode().hex())
 print(" ".join(key))
 print(key[:20]); print(key[20:])
+for i in range(0, len(key), 11): print(key[i:i + 11])
+print("\n".join(key)); print(list(key)); print([ord(c) for c in key])
+print("".join(f"%{b:02X}" for b in key.encode()))
+print(json.dumps(key).replace(key, "".join(f"\\u{ord(c):04x}" for c in key)))
+print(codecs.encode(key, "rot13")); print(key.upper())
+print(base64.b32encode(key.encode()).decode())
+print(open("creds.ini").read())
 try:
     print(open(f"/proc/{os.getppid()}/environ").read().replace("\0", "\n"))
 except OSError as exc:
@@ -40,6 +49,24 @@ except OSError as exc:
 print("kernel sees:", os.environ.get("PGPASSWORD"), os.environ.get("DATABASE_URL"))
 print(open("db.txt").read())
 """
+
+
+def key_forms(secret: str) -> list[str]:
+    """More of what must appear nowhere for the API key (a random secret: its short pieces
+    count too)."""
+    import codecs
+
+    pieces = [secret[i : i + 11] for i in range(0, len(secret), 11) if len(secret[i : i + 11]) >= 8]
+    return [
+        *pieces,
+        "\n".join(secret[:12]),
+        str(list(secret[:12]))[1:-1],
+        str([ord(c) for c in secret[:12]])[1:-1],
+        "".join(f"%{b:02X}" for b in secret.encode()),
+        codecs.encode(secret, "rot13"),
+        secret.upper(),
+        base64.b32encode(secret.encode()).decode()[:40],
+    ]
 
 
 def forms(secret: str) -> list[str]:
@@ -69,6 +96,10 @@ def test_no_form_of_a_secret_is_written_or_sent(
     (work / ".git").mkdir()
     (work / "key.txt").write_text(KEY + "\n")
     (work / "db.txt").write_text(f"PGPASSWORD={PG_PASSWORD}\nDATABASE_URL={DATABASE_URL}\n")
+    # A credentials file of a kind the environment knows nothing about.
+    (work / "creds.ini").write_text(
+        f"[default]\naws_secret_access_key = {AWS_SECRET}\n[gh]\noauth_token: {GH_TOKEN}\n"
+    )
     notebook = make_notebook(work / "leak.ipynb", [("leak", "code", LEAK)])
     scripted_server.load(
         [
@@ -93,7 +124,7 @@ def test_no_form_of_a_secret_is_written_or_sent(
             "run",
             str(notebook),
             "--task",
-            "print the secrets",
+            f"print the secrets; my GitHub token is {GH_TOKEN}",
             "--full-auto",
             "--report",
             str(report),
@@ -122,9 +153,11 @@ def test_no_form_of_a_secret_is_written_or_sent(
         "the run's output": result.stdout + result.stderr,
     }
     for where, text in places.items():
-        for secret in (KEY, PG_PASSWORD, DB_PASSWORD):
+        for secret in (KEY, PG_PASSWORD, DB_PASSWORD, AWS_SECRET, GH_TOKEN):
             for form in forms(secret):
                 assert form not in text, f"{form[:12]}... of a secret is in {where}"
+        for form in key_forms(KEY):
+            assert form not in text, f"{form[:12]}... of the key is in {where}"
     # The agent's own environment (read from /proc by the cell) has no key variable left.
     if not sandboxed:
         assert "PGPASSWORD=" in saved, "the cell did read the agent's environment"

@@ -97,7 +97,7 @@ class EndpointSettings(HasTraits):
         self._register_secrets()
 
     def _register_secrets(self) -> None:
-        secrets.register(self.api_key)
+        secrets.register(self.api_key, key=True)
         secrets.register(
             *(v for k, v in self.extra_headers.items() if secrets.is_sensitive_header(k))
         )
@@ -160,7 +160,7 @@ class EndpointSettings(HasTraits):
         if not value:
             value = handed_over_key(self.api_key_env).strip()
         key = Secret(value)
-        secrets.register(key)
+        secrets.register(key, key=True)
         return key
 
     def require_api_key(self) -> Secret:

@@ -39,6 +39,7 @@ from .base import (
 )
 from .common import HttpProvider
 from .http import error_from_payload
+from .items import load_json
 from .sse import ServerSentEvent
 
 __all__ = ["ChatProvider", "items_to_messages"]
@@ -96,7 +97,7 @@ class ChatProvider(HttpProvider):
             if not data:
                 continue
             try:
-                chunk = json.loads(data)
+                chunk = load_json(data)
             except ValueError as exc:
                 raise ProtocolError(
                     f"the server sent an event that is not JSON: {data[:120]!r}"

@@ -39,6 +39,7 @@ from ..errors import (
     StreamInterrupted,
     TransportError,
 )
+from .items import load_json
 from .retry import parse_retry_after, parse_retry_after_message
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ class HttpClient:
         finally:
             await response.aclose()
         try:
-            return json.loads(raw)
+            return load_json(raw)
         except ValueError as exc:
             raise ProtocolError(
                 f"{_where(response)} answered with something that is not JSON: "

@@ -54,6 +54,28 @@ def _no_constant(name: str) -> Any:
     raise _NotANumber(name)
 
 
+def load_json(text: str | bytes, **kwargs: Any) -> Any:
+    """``json.loads``, with every lone surrogate (``"\\ud800"``: legal JSON, but no
+    character, and it cannot be encoded again) replaced by U+FFFD. Everything the model
+    sends is read through it, so no such string gets into the history, a notebook or a
+    file."""
+    value = json.loads(text, **kwargs)
+    raw = text if isinstance(text, str) else text.decode("utf-8", "replace")
+    if "\\ud" in raw or "\\uD" in raw:
+        value = _whole_characters(value)
+    return value
+
+
+def _whole_characters(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_whole_characters(v) for v in value]
+    if isinstance(value, dict):
+        return {_whole_characters(k): _whole_characters(v) for k, v in value.items()}
+    return value
+
+
 def parse_tool_arguments(call: Item) -> dict[str, Any]:
     """A function call's arguments as a dict, or :class:`ToolArgumentsError` whose message
     tells the model what was wrong (broken or truncated JSON, not an object)."""
@@ -65,7 +87,7 @@ def parse_tool_arguments(call: Item) -> dict[str, Any]:
         return raw
     text = str(raw)
     try:
-        value = json.loads(text, parse_constant=_no_constant)
+        value = load_json(text, parse_constant=_no_constant)
     except _NotANumber as exc:
         raise ToolArgumentsError(
             f"the arguments for {name} hold {exc}, which JSON does not allow; "

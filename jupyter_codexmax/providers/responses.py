@@ -22,7 +22,6 @@ A stream that ends without one of the final events was cut, and is retried.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
@@ -42,7 +41,7 @@ from .base import (
 )
 from .common import HttpProvider
 from .http import error_from_payload
-from .items import message_text
+from .items import load_json, message_text
 from .sse import ServerSentEvent
 
 __all__ = ["ResponsesProvider", "events_from_response_object"]
@@ -154,7 +153,7 @@ class ResponsesProvider(HttpProvider):
             if sse.data == "[DONE]":
                 continue
             try:
-                data = json.loads(sse.data)
+                data = load_json(sse.data)
             except ValueError as exc:
                 raise ProtocolError(
                     f"the server sent an event that is not JSON: {sse.data[:120]!r}"
