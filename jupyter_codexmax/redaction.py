@@ -141,7 +141,9 @@ def find_spans(text: str, forms: SecretForms) -> list[tuple[int, int]]:
                 while right < len(text) and end < len(target) and text[right] == target[end]:
                     right += 1
                     end += 1
-                if right - left >= form.minimum:
+                if right - left >= form.minimum and (
+                    right - left >= FRAGMENT["plain"] or _looks_random(text[left:right])
+                ):
                     spans.append((left, right))
                     # Occurrences inside this match add nothing (a periodic secret in a long
                     # run of the same character would otherwise cost a match per position).
@@ -153,6 +155,17 @@ def find_spans(text: str, forms: SecretForms) -> list[tuple[int, int]]:
         if first in text or code in text:
             spans.extend(m.span() for m in pattern.finditer(text))
     return spans
+
+
+def _looks_random(piece: str) -> bool:
+    """Whether a short piece of a key is random-looking (two of lower case, upper case and
+    digits), not a word the key happens to contain (``sk-scripted-test-key``)."""
+    kinds = (
+        any(c.islower() for c in piece),
+        any(c.isupper() for c in piece),
+        any(c.isdigit() for c in piece),
+    )
+    return sum(kinds) >= 2
 
 
 def mask_spans(text: str, spans: list[tuple[int, int]], mask: str) -> str:

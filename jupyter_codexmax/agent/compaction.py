@@ -71,10 +71,14 @@ class Compacted:
 
 
 def is_user_message(item: Item) -> bool:
-    """A message the user wrote (not our developer notes, not a summary)."""
+    """A message the user wrote (not our developer notes, not a summary, not the ledger or
+    a notebook's view, which are data the agent put in user-role messages)."""
     if item.get("type", "message") != "message" or item.get("role") != "user":
         return False
-    return not message_text(item).startswith(prompt("summary_prefix")[:60])
+    text = message_text(item)
+    return not text.startswith(
+        (prompt("summary_prefix")[:60], LEDGER_MARK, "The notebook as it is now (data")
+    )
 
 
 def is_model_output(item: Item) -> bool:
@@ -298,7 +302,7 @@ async def compact_history(
 
 def _is_head(item: Item) -> bool:
     """The session's own context and ledger messages (rebuilt, not compacted)."""
-    if item.get("role") != "developer":
-        return False
     text = message_text(item)
-    return text.startswith(("Workspace: ", LEDGER_MARK))
+    if item.get("role") == "developer" and text.startswith("Workspace: "):
+        return True
+    return item.get("role") == "user" and text.startswith(LEDGER_MARK)

@@ -127,6 +127,7 @@ class Agent:
         #: threshold; whether the next report is the first after one; and what compaction
         #: requests used during the turn (added to the turn's usage).
         self._futile_compactions = 0
+        self._journal_told = False
         #: Notes for the model given before the history began (:meth:`add_note`).
         self._early_notes: list[Item] = []
         #: Whether the session continued came from another machine or person (unverified).
@@ -361,14 +362,14 @@ class Agent:
         self.history.extend(items)
         self._sizes.extend(self.counter.count_items([i]) for i in items)
         if self.journal is not None and items:
-            self.journal.write("items", items=list(items))
+            self._journal("items", items=list(items))
 
     def _replace(self, items: list[Item], reason: str) -> None:
         items = [self.redact_value(i) for i in items]
         self.history = items
         self._sizes = [self.counter.count_items([i]) for i in items]
         if self.journal is not None:
-            self.journal.write("replace", items=items, reason=reason)
+            self._journal("replace", items=items, reason=reason)
 
     def _head(self) -> list[Item]:
         """What a rebuilt history starts with: where the agent is, and the ledger."""
@@ -385,7 +386,9 @@ class Agent:
         )
         head = [user_message(self.redact(text), role="developer")]
         if self.ledger.task:
-            head.append(user_message(self.redact(self.ledger.render()), role="developer"))
+            # What happened, and what was said and printed: data, in a user-role message
+            # (it holds cell errors, commands and the user's tasks, never instructions).
+            head.append(user_message(self.redact(self.ledger.render())))
         return head
 
     # -- accounting ---------------------------------------------------------------------------
@@ -736,12 +739,29 @@ class Agent:
         ):
             await self._save_session(record)
         if self.journal is not None:
-            self.journal.write(
+            self._journal(
                 "turn",
                 turn=self.turns,
                 status=status,
                 context_tokens=self.context_tokens(),
                 record=record_digest(record),
+            )
+
+    def _journal(self, kind: str, **fields: Any) -> None:
+        """A journal record; a journal that cannot be written (a full disk) is said once,
+        and the turn goes on (the notebook keeps the session)."""
+        journal = self.journal
+        if journal is None:
+            return
+        journal.write(kind, **fields)
+        if journal.failed is not None and not self._journal_told:
+            self._journal_told = True
+            self.emit(
+                ev.ErrorEvent(
+                    f"the journal could not be written ({journal.failed}); the session is "
+                    "kept with the notebook only",
+                    fatal=False,
+                )
             )
 
     def _resume(self, record: SessionRecord) -> None:

@@ -357,7 +357,7 @@ class RunApp(_Base):
         settings = self.settings()
         settings.require_api_key()
         settings.effort_for()
-        from .run import RunOptions, open_all, print_summary, run_notebooks
+        from .run import RunOptions, Terminated, open_all, print_summary, run_notebooks
 
         jobs, problems = open_all(self.extra_args, settings, self.new_session)
         if problems:
@@ -373,7 +373,11 @@ class RunApp(_Base):
             report=self.report,
             quiet=self.quiet,
         )
-        status, outcomes = asyncio.run(run_notebooks(settings, jobs, options))
+        try:
+            status, outcomes = asyncio.run(run_notebooks(settings, jobs, options))
+        except Terminated:
+            print("jupyter-codexmax: terminated", file=sys.stderr)
+            return 143
         print_summary(outcomes)
         return status
 

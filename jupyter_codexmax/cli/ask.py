@@ -17,6 +17,7 @@ from ..providers import (
     open_provider,
 )
 from ..providers.items import user_message
+from ..text import printable
 
 
 def format_usage(usage: Usage) -> str:
@@ -50,11 +51,11 @@ async def ask_async(
                         err.write("\n")
                         err.flush()
                         in_reasoning = False
-                    out.write(event.text)
+                    out.write(printable(event.text))
                     out.flush()
                     at_line_start = event.text.endswith("\n")
                 elif isinstance(event, ReasoningDelta) and show_reasoning:
-                    err.write(event.text)
+                    err.write(printable(event.text))
                     err.flush()
                     in_reasoning = True
                 elif isinstance(event, Retrying):

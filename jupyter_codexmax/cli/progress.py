@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from .. import events as ev
-from ..text import plural
+from ..text import plural, printable
 
 __all__ = ["Progress"]
 
@@ -77,7 +77,7 @@ class Progress:
             f"{time.monotonic() - j.started:.0f}s)"
             for j in active
         ]
-        line = f"{_SPINNER[self._frame]} " + " | ".join(parts)
+        line = f"{_SPINNER[self._frame]} " + printable(" | ".join(parts))
         self.stream.write("\r\x1b[K" + line[:200])
         self.stream.flush()
         self._status_shown = True
@@ -87,7 +87,7 @@ class Progress:
             return
         self._clear_status()
         head = f"[{job.name}] " if self.prefix else ""
-        self.stream.write(f"{head}{text}\n")
+        self.stream.write(f"{head}{printable(text)}\n")
         self._draw_status()
         self.stream.flush()
 

@@ -20,10 +20,12 @@ configuration mistake, or a notebook that cannot be read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ from ..providers.base import Usage
 from ..safefs import atomic_write, check_writable
 from ..session.journal import MACHINE, kept_here
 from ..session.store import SessionError, SessionRecord, find_record
+from ..text import printable
 from ..workspace import PathError, Workspace
 from .progress import Progress
 
@@ -330,11 +333,16 @@ def _saver(settings: CodexMax, doc: FileNotebook) -> SaveSession:
     writes_notebook = settings.approval != "read-only" and doc.writable
 
     async def save(record: dict[str, Any]) -> None:
-        if settings.journal:
-            remember_notebook(doc.path, record, doc.ids)
         if writes_notebook:
             await doc.set_metadata(METADATA_KEY, record)
             await doc.save()
+        if settings.journal:
+            try:
+                remember_notebook(doc.path, record, doc.ids)
+            except OSError:
+                if not writes_notebook:
+                    raise  # this machine's copy was the only one
+                # The notebook holds the session; the journal's failure was said already.
 
     return save
 
@@ -367,10 +375,30 @@ async def run_notebooks(
                 return NotebookOutcome(str(job.doc.path), "failed", error=message)
 
     started = datetime.datetime.now(datetime.timezone.utc)
+    # A scheduler's stop (SIGTERM: timeout(1), a CI job cancelled) cancels the run as Ctrl-C
+    # does: each notebook's turn stops, its kernel and commands end, then the run says so.
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    terminated = False
+
+    def terminate() -> None:
+        nonlocal terminated
+        terminated = True
+        if main is not None:
+            main.cancel()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+        loop.add_signal_handler(signal.SIGTERM, terminate)
     try:
         outcomes = list(await asyncio.gather(*(one(j) for j in jobs)))
+    except asyncio.CancelledError:
+        if terminated:
+            raise Terminated from None
+        raise
     finally:
         progress.close()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
     status = 0 if all(o.status == "done" for o in outcomes) else 1
     if options.report:
         try:
@@ -385,6 +413,10 @@ async def run_notebooks(
             )
             status = 1
     return status, outcomes
+
+
+class Terminated(Exception):
+    """The run was stopped by SIGTERM (and has stopped its notebooks)."""
 
 
 def _short_names(paths: list[Path]) -> dict[Path, str]:
@@ -505,7 +537,7 @@ def print_summary(outcomes: list[NotebookOutcome], out: Any = None) -> None:
         if commands.startswith("off"):
             print(f"  sandbox {commands}", file=out)
         if outcome.error:
-            print(f"  error: {secrets.redact(outcome.error)}", file=out)
-        final = (data.get("final_message") or "").strip()
+            print(f"  error: {printable(secrets.redact(outcome.error))}", file=out)
+        final = printable((data.get("final_message") or "").strip())
         if final:
             print("  " + final.replace("\n", "\n  "), file=out)

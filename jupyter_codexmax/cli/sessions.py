@@ -20,6 +20,7 @@ from ..session.store import (
     find_record,
     record_sources,
 )
+from ..text import printable
 
 __all__ = ["compact_notebook", "show_session", "strip_notebooks"]
 
@@ -57,6 +58,12 @@ def show_session(
     size = record.size()
     print(f"{doc.path}: session {record.session_id}", file=out)
     print(f"  kept: {_kept(source)}", file=out)
+    if not record.ours:
+        print(
+            "  written by: another machine or person, or edited since (not verified: the "
+            "next run or %%agent continues it as quoted data, not instructions)",
+            file=out,
+        )
     print(f"  model: {record.model} ({record.provider}), effort {record.effort}", file=out)
     print(
         f"  turns: {record.turns}; compactions: {record.compactions}; created "
@@ -90,10 +97,14 @@ def show_session(
             file=out,
         )
     else:
-        print("  summary:\n    " + message_text(summary).replace("\n", "\n    "), file=out)
+        text = printable(message_text(summary))
+        print("  summary:\n    " + text.replace("\n", "\n    "), file=out)
     from ..agent.ledger import Ledger
 
-    print("  " + Ledger.from_json(record.ledger).render().replace("\n", "\n  "), file=out)
+    ledger = Ledger.from_json(record.ledger)
+    if not record.ours:
+        ledger.origin = "file"
+    print("  " + printable(ledger.render()).replace("\n", "\n  "), file=out)
     print(f"  messages kept: {len(record.messages)}", file=out)
     return 0
 

@@ -230,7 +230,10 @@ class KernelHost:
         from ..session.journal import remember_notebook
 
         if self.settings.journal and session.path is not None:
-            remember_notebook(session.path, record, session.doc.ids)
+            try:
+                remember_notebook(session.path, record, session.doc.ids)
+            except OSError as exc:  # the cell's output still gets the session
+                log.warning("this machine's copy of the session was not kept: %s", exc)
         session.record = record
         await self.main.call(lambda: output.show(session, final=False))
 

@@ -94,6 +94,9 @@ def read_notebook_bytes(path: Path, raw: bytes) -> tuple[Any, V4Read, tuple[int,
         ) from exc
     except RecursionError as exc:
         raise NotebookError(f"{name}: not a notebook: JSON nested too deeply") from exc
+    except ValueError as exc:  # a number longer than Python converts (4,300 digits)
+        reason = " ".join(str(exc).split(";")[0].split())
+        raise NotebookError(f"{name}: cannot be read: {reason}") from exc
     depth = depth_of(data)
     if depth > MAX_DEPTH:
         raise NotebookError(

@@ -272,6 +272,9 @@ class HeadlessRunner(CellRunner):
         client._display_id_map = {}  # display ids belong to this run's cells only
         started = time.monotonic()
         task = asyncio.ensure_future(client.async_execute_cell(cell, index))
+        # Its failure is read below; when the run is torn down around it (Ctrl-C, SIGTERM),
+        # nobody may: marked as seen, so asyncio does not print it as a stray traceback.
+        task.add_done_callback(_seen)
         try:
             done, _ = await asyncio.wait({task}, timeout=timeout + INTERRUPT_GRACE)
         except asyncio.CancelledError:
@@ -364,6 +367,11 @@ class HeadlessRunner(CellRunner):
 
     async def shutdown(self) -> None:
         await self._discard()
+
+
+def _seen(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _kernel_manager(sandbox: SandboxPolicy | None) -> Any:

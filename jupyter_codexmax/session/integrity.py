@@ -67,9 +67,14 @@ def _digest(record: dict[str, Any]) -> str:
 
 
 def sign(record: dict[str, Any]) -> dict[str, Any]:
-    """``record`` with this machine's mark (a new dict)."""
+    """``record`` with this machine's mark (a new dict); without one where no key can be
+    read or made (a data folder that cannot be written): the record is still stored, and
+    is read back as one from elsewhere (quoted), which is safe."""
     body = {k: v for k, v in record.items() if k != MARK_KEY}
-    return {**body, MARK_KEY: _PREFIX + _digest(body)}
+    try:
+        return {**body, MARK_KEY: _PREFIX + _digest(body)}
+    except OSError:
+        return body
 
 
 def is_ours(record: dict[str, Any]) -> bool:

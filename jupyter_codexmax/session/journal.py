@@ -118,8 +118,20 @@ class Journal:
         self._ready = False
         #: Values to mask besides the registered secrets (the environment's credentials).
         self.secret_values = list(secret_values or [])
+        #: Why the journal stopped being written (None while it is written).
+        self.failed: str | None = None
 
     def write(self, kind: str, **fields: Any) -> None:
+        """Append one record. A journal that cannot be written (a full disk, a read-only
+        data folder) stops writing and says why in :attr:`failed`: the session goes on."""
+        if self.failed is not None:
+            return
+        try:
+            self._write(kind, fields)
+        except OSError as exc:
+            self.failed = f"{self.path}: {exc.strerror or exc}"
+
+    def _write(self, kind: str, fields: dict[str, Any]) -> None:
         start = ""
         if not self._ready:
             self.path.parent.mkdir(parents=True, exist_ok=True)

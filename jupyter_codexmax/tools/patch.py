@@ -317,7 +317,12 @@ def write_changes(root: Path, changes: list[FileChange]) -> None:
             else:
                 write_inside(root, target, change.after)
                 if change.new_path and change.new_path != change.path:
-                    remove_inside(root, change.path)
+                    try:
+                        remove_inside(root, change.path)
+                    except OSError:
+                        # A move half done (the old file cannot go): take the new one back.
+                        remove_inside(root, change.new_path, missing_ok=True)
+                        raise
             done.append(change)
     except OSError as exc:
         for change in reversed(done):
