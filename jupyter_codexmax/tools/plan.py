@@ -21,13 +21,14 @@ class UpdatePlan(Tool):
     parameters = {
         "type": "object",
         "properties": {
-            "explanation": {"type": "string"},
+            "explanation": {"type": "string", "maxLength": 2000},
             "plan": {
                 "type": "array",
+                "maxItems": 50,
                 "items": {
                     "type": "object",
                     "properties": {
-                        "step": {"type": "string"},
+                        "step": {"type": "string", "maxLength": 500},
                         "status": {"type": "string", "enum": list(STATUSES)},
                     },
                     "required": ["step", "status"],
