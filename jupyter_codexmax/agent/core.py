@@ -325,8 +325,12 @@ class Agent:
     # -- events, history, secrets -------------------------------------------------------------
 
     def emit(self, event: ev.Event) -> None:
-        """Send an event to the surfaces (and the ledger), with every secret masked."""
-        event = self._redact_event(event)
+        """Send an event to the surfaces (and the ledger), with every secret masked. The
+        model's streamed words are not scanned piece by piece (hundreds a turn): the model
+        never saw a secret (everything it reads is masked on the way in), so it cannot
+        write one; its whole messages are masked when they enter the history."""
+        if not isinstance(event, (ev.TextDelta, ev.ReasoningDelta)):
+            event = self._redact_event(event)
         self.ledger.observe(event)
         if self._on_event is not None:
             self._on_event(event)
