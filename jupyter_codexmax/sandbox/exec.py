@@ -9,8 +9,10 @@ Three processes, all in the caller's process group:
   ends, or the launcher is told to stop (SIGTERM, SIGHUP), or its own parent goes away,
   it kills them all;
 - **init**, with namespaces: the first process of new mount, PID and (without network)
-  network namespaces. It mounts a fresh ``/proc``, makes the read-only paths read-only,
-  brings the loopback interface up, starts the command and waits for it. When it exits,
+  network namespaces. It makes every mount but the writable roots read-only (metadata
+  too, which Landlock does not fence), mounts a fresh ``/proc``, makes the read-only paths
+  (``.git``) read-only, brings the loopback interface up, starts the command and waits
+  for it. When it exits,
   the kernel kills every process left in its PID namespace;
 - **the command**: loses the dangerous capabilities, sets ``no_new_privs``, restricts
   itself with Landlock (read everywhere, write only under the writable roots; TCP denied
@@ -27,6 +29,7 @@ launcher and init ignore them, the command gets them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import select
@@ -107,6 +110,13 @@ def _namespaces(policy: dict[str, Any], report: dict[str, Any]) -> int:
 def _inside(policy: dict[str, Any], report: dict[str, Any], flags: int, strict: bool) -> None:
     """In init, the first process of the new namespaces: the mounts and the network."""
     _linux.mount(None, "/", None, _linux.MS_REC | _linux.MS_PRIVATE)
+    if policy.get("read_only_mounts"):
+        try:
+            _read_only_mounts(policy.get("write", []))
+        except OSError as exc:
+            if strict:
+                raise SetupError(f"cannot make the file system read-only ({exc})") from exc
+            report["read_only"] = False
     try:
         _linux.mount("proc", "/proc", "proc", _linux.MS_NOSUID | _linux.MS_NODEV | _linux.MS_NOEXEC)
         report["proc"] = True
@@ -128,6 +138,10 @@ def _inside(policy: dict[str, Any], report: dict[str, Any], flags: int, strict: 
             except OSError as exc:
                 if strict:
                     raise SetupError(f"cannot hide {path} ({exc})") from exc
+    # The working folder still points into the mount it was in before the new ones went
+    # on top (a writable root's own, .git's): enter it again by its path.
+    with contextlib.suppress(OSError):
+        os.chdir(os.getcwd())
     if flags & _linux.CLONE_NEWNET:
         try:
             _linux.loopback_up()
@@ -136,6 +150,31 @@ def _inside(policy: dict[str, Any], report: dict[str, Any], flags: int, strict: 
             if strict:
                 raise SetupError(f"cannot set up the network namespace ({exc})") from exc
             report["network_namespace"] = False
+
+
+#: Errors of a mount point this process cannot reach (a folder it may not enter, a mount
+#: hidden under another): nothing there to protect from it.
+_UNREACHABLE = frozenset({errno.ENOENT, errno.EACCES, errno.ENOTDIR, errno.ELOOP, errno.EINVAL})
+
+
+def _read_only_mounts(write: list[str]) -> None:
+    """Every mount read-only but the writable roots, as bubblewrap's read-only root does:
+    Landlock does not fence metadata (chmod, chown, utime, extended attributes), a read-only
+    mount does. Each writable root is first bound onto itself (with what is mounted below
+    it), so it is a mount of its own that stays writable; then every other mount point is
+    made read-only, keeping its other flags."""
+    roots = [os.path.normpath(p) for p in write if os.path.isdir(p)]
+    for root in roots:
+        _linux.mount(root, root, None, _linux.MS_BIND | _linux.MS_REC)
+    prefixes = tuple(root.rstrip("/") + "/" for root in roots)
+    for path, kept in _linux.mount_points():
+        if path in roots or path.startswith(prefixes):
+            continue
+        try:
+            _linux.make_read_only(path, kept)
+        except OSError as exc:
+            if exc.errno not in _UNREACHABLE:
+                raise
 
 
 def _confine(policy: dict[str, Any], report: dict[str, Any], network_namespace: bool) -> None:

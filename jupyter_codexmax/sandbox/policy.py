@@ -51,6 +51,10 @@ class SandboxPolicy:
     #: in their place): this project's data (the session journal, the key that marks the
     #: sessions this machine wrote), which a command could otherwise read, and forge marks.
     hidden: tuple[str, ...] = ()
+    #: Every mount but the writable roots read-only (with namespaces): what Landlock does
+    #: not fence, changes of metadata (permissions, owner, times, extended attributes),
+    #: is refused there too.
+    read_only_mounts: bool = False
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -99,7 +103,7 @@ def probe() -> Capabilities:
     with tempfile.TemporaryDirectory(prefix="cxsbx-") as folder:
         target = Path(folder, "ro")
         target.mkdir()
-        policy = SandboxPolicy(True, True, False, (folder,), (str(target),))
+        policy = SandboxPolicy(True, True, False, (folder,), (str(target),), read_only_mounts=True)
         try:
             done = subprocess.run(
                 [sys.executable, "-m", LAUNCHER, "--probe", policy.to_json()],
@@ -134,11 +138,15 @@ def sandbox_status(settings: CodexMax) -> SandboxStatus:
     if caps.landlock < 1:
         why = caps.problem or "Landlock is not available in this kernel"
         return SandboxStatus(False, f"not available here ({why})", caps)
-    parts = [f"Landlock ABI {caps.landlock}, writes only in the workspace and temp folders"]
+    where = "only in the workspace and temp folders"
     if caps.read_only:
+        parts = [f"Landlock ABI {caps.landlock}, writes (permissions and times too) {where}"]
         parts.append(".git read-only")
     else:
-        parts.append(f".git writable by commands (no mount namespace: {caps.problem})")
+        parts = [
+            f"Landlock ABI {caps.landlock}, writes {where} (permissions and times not fenced)",
+            f".git writable by commands (no mount namespace: {caps.problem})",
+        ]
     if settings.sandbox_network:
         parts.append("network allowed")
     elif caps.network_namespace:
@@ -222,4 +230,5 @@ def command_policy(
         write=tuple(str(p) for p in write),
         read_only=tuple(str(p) for p in read_only if p not in hidden),
         hidden=tuple(str(p) for p in hidden if p.is_dir()),
+        read_only_mounts=status.capabilities.read_only,
     )
