@@ -430,11 +430,21 @@ def _metadata(path: Path) -> tuple[int, int, int, float, list[str]]:
     return st.st_mode, st.st_uid, st.st_gid, st.st_mtime, os.listxattr(path)
 
 
+#: The launcher as a kernel before 5.12 runs it: no ``mount_setattr`` (an unknown system
+#: call answers ENOSYS), so each mount is remounted read-only keeping its locked flags.
+WITHOUT_MOUNT_SETATTR = (
+    "import sys; from jupyter_codexmax.sandbox import _linux, exec as launcher; "
+    "_linux.SYS_MOUNT_SETATTR = 4095; sys.exit(launcher.main(sys.argv[1:]))"
+)
+
+
+@pytest.mark.parametrize("call", ["mount_setattr", "remount"])
 @pytest.mark.parametrize("user", sorted(USERS))
-def test_metadata_outside_cannot_change(arena: Arena, user: str) -> None:
+def test_metadata_outside_cannot_change(arena: Arena, user: str, call: str) -> None:
     """Landlock fences writes, not metadata: chmod, chown, utime and xattrs outside are
     refused by the read-only mounts, for root, root without its file override and a
-    normal user (probes p4, p34); device nodes, a pty and the workspace still work."""
+    normal user (probes p4, p34), with ``mount_setattr`` or without it (before Linux
+    5.12); device nodes, a pty and the workspace still work."""
     arena.victim.chmod(0o600)
     if user == "nobody":  # its own files: without the sandbox it may change them all
         for path in (arena.base, arena.ws, *arena.ws.rglob("*")):
@@ -445,8 +455,11 @@ def test_metadata_outside_cannot_change(arena: Arena, user: str) -> None:
     policy = command_policy(load_settings(), Workspace(arena.ws))
     assert policy.read_only_mounts
     script = METADATA.format(f=arena.victim, d=arena.outside)
+    wrapped = policy.wrap(["bash", "-c", script])
+    if call == "remount":
+        wrapped[1:3] = ["-c", WITHOUT_MOUNT_SETATTR]
     done = subprocess.run(
-        [*USERS[user], *policy.wrap(["bash", "-c", script])],
+        [*USERS[user], *wrapped],
         cwd=arena.ws,
         capture_output=True,
         text=True,
