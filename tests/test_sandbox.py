@@ -216,6 +216,21 @@ async def test_the_projects_data_is_hidden_from_commands(ctx: ToolContext) -> No
     assert key.read_bytes() not in result.output.encode()
 
 
+@pytest.mark.anyio
+async def test_the_launcher_runs_no_code_of_the_workspace(
+    ctx: ToolContext, arena: Arena, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The launcher runs before the sandbox is set up, in the workspace: a ``json.py``
+    there (or on a ``PYTHONPATH`` into it) must not be what it imports."""
+    escape = f"open({str(arena.outside / 'escaped')!r}, 'w').write('x')\n"
+    for name in ("json.py", "runpy.py", "landlockpy.py", "ctypes.py"):
+        (arena.ws / name).write_text(escape)
+    monkeypatch.setenv("PYTHONPATH", str(arena.ws))
+    result = await shell(ctx, "echo still-works")
+    assert result.ok and "still-works" in result.output, result.output
+    assert arena.intact()
+
+
 # -- the network ----------------------------------------------------------------------------
 
 
@@ -457,7 +472,8 @@ def test_metadata_outside_cannot_change(arena: Arena, user: str, call: str) -> N
     script = METADATA.format(f=arena.victim, d=arena.outside)
     wrapped = policy.wrap(["bash", "-c", script])
     if call == "remount":
-        wrapped[1:3] = ["-c", WITHOUT_MOUNT_SETATTR]
+        assert wrapped[3] == "-c"
+        wrapped[1:5] = ["-c", WITHOUT_MOUNT_SETATTR]
     done = subprocess.run(
         [*USERS[user], *wrapped],
         cwd=arena.ws,

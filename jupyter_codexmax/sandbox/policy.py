@@ -66,7 +66,37 @@ class SandboxPolicy:
         """``argv`` run through the launcher (Linux; elsewhere ``argv`` as it is)."""
         if not sys.platform.startswith("linux"):
             return list(argv)
-        return [sys.executable, "-m", LAUNCHER, self.to_json(), "--", *argv]
+        return [*launcher(), self.to_json(), "--", *argv]
+
+
+def launcher() -> list[str]:
+    """The command that starts the launcher. It runs before the sandbox is set up, in the
+    command's working folder, so it imports nothing from there: not ``python -m`` (which
+    puts the working folder first on ``sys.path``, where a ``json.py`` of the workspace
+    would run unconfined), but ``-I -S`` (no working folder, ``PYTHONPATH``, user site or
+    ``.pth`` files) with ``sys.path`` set to the standard library and the two packages it
+    needs (see :func:`program_folders`)."""
+    paths = [str(folder.parent) for folder in reversed(program_folders()[1:])]
+    code = (
+        f"import sys; sys.path += {paths!r}; import runpy; "
+        f"runpy.run_module({LAUNCHER!r}, run_name='__main__', alter_sys=True)"
+    )
+    return [sys.executable, "-I", "-S", "-c", code]
+
+
+@lru_cache(maxsize=1)
+def program_folders() -> tuple[Path, ...]:
+    """The agent's own program: the Python environment running it (``sys.prefix``), and
+    the folders of this package and of landlockpy (the launcher's code). A command that
+    could change them would run its code unconfined at the next start of the launcher or
+    of the agent: where they are in a writable folder, they are read-only."""
+    import importlib.util
+
+    found = [Path(sys.prefix).resolve(), Path(__file__).resolve().parents[1]]
+    spec = importlib.util.find_spec("landlockpy")
+    if spec is not None and spec.origin:
+        found.append(Path(spec.origin).resolve().parent)
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -106,7 +136,7 @@ def probe() -> Capabilities:
         policy = SandboxPolicy(True, True, False, (folder,), (str(target),), read_only_mounts=True)
         try:
             done = subprocess.run(
-                [sys.executable, "-m", LAUNCHER, "--probe", policy.to_json()],
+                [*launcher(), "--probe", policy.to_json()],
                 capture_output=True,
                 text=True,
                 timeout=30,
