@@ -217,6 +217,28 @@ async def test_the_projects_data_is_hidden_from_commands(ctx: ToolContext) -> No
 
 
 @pytest.mark.anyio
+async def test_the_projects_data_is_hidden_on_a_first_run_too(arena: Arena) -> None:
+    """A first run (no data folder yet): the folder is made (0700) when the first policy is
+    built, so a kernel started then cannot read the key another session writes later
+    (probe p28, --jobs 2)."""
+    from jupyter_codexmax.sandbox.policy import data_folder
+    from jupyter_codexmax.session import integrity
+
+    folder = data_folder()
+    assert not folder.exists()
+    policy = command_policy(load_settings(), Workspace(arena.ws))  # the kernel's, say
+    assert folder.is_dir() and folder.stat().st_mode & 0o777 == 0o700
+    assert policy.hidden == (str(folder),)
+    integrity.sign({"schema": 1})  # the other session makes the key
+    key = folder / "record-key"
+    done = await run_command(
+        policy, ["cat", str(key)], cwd=str(arena.ws), env={"PATH": "/usr/bin:/bin"}, timeout=10
+    )
+    assert "No such file" in done.output
+    assert key.read_bytes() not in done.output.encode()
+
+
+@pytest.mark.anyio
 async def test_the_launcher_runs_no_code_of_the_workspace(
     ctx: ToolContext, arena: Arena, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -594,6 +616,109 @@ async def test_apply_patch_never_changes_the_session_journal(
     result = await shell(ctx, "echo {} > data/codexmax/sessions/forged.jsonl")
     assert "No such file or directory" in result.output or "Read-only" in result.output
     assert list(journal.iterdir()) == []
+
+
+# -- the home folder as the workspace ------------------------------------------------------
+
+
+@pytest.fixture
+def home_ctx(ctx: ToolContext, arena: Arena, monkeypatch: pytest.MonkeyPatch) -> ToolContext:
+    """A notebook in the home folder, no repository above: the workspace is the home
+    folder (probe p45). It has a shell start file, an IPython profile, a folder and a
+    file; no ``.bashrc`` or ``.ssh`` yet."""
+    home = arena.base / "home"
+    (home / ".ipython" / "profile_default" / "startup").mkdir(parents=True)
+    (home / ".profile").write_text("# mine\n")
+    (home / "data").mkdir()
+    (home / "notes.txt").write_text("notes\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("IPYTHONDIR")
+    ctx.workspace = Workspace(home)
+    return ctx
+
+
+@pytest.mark.anyio
+async def test_the_home_folders_dotfiles_are_read_only_for_commands(
+    home_ctx: ToolContext, arena: Arena
+) -> None:
+    home = home_ctx.workspace.root
+    before = sorted(p.relative_to(home) for p in home.rglob("*"))
+    for command in (
+        "echo 'echo evil' >> ~/.bashrc",
+        "echo 'echo evil' >> ~/.profile",
+        "mkdir -p ~/.ssh && echo 'ssh-ed25519 AAAA attacker' >> ~/.ssh/authorized_keys",
+        "echo 'import os' > ~/.ipython/profile_default/startup/00-evil.py",
+        "mkdir -p ~/.local/share/jupyter/kernels/python3",
+        "mkdir -p ~/.config/autostart",
+    ):
+        result = await shell(home_ctx, command)
+        assert not result.ok and denied(result.output), (command, result.output)
+    assert sorted(p.relative_to(home) for p in home.rglob("*")) == before
+    assert (home / ".profile").read_text() == "# mine\n"
+    # The rest of it is the workspace: its folders and files can be changed.
+    work = await shell(home_ctx, "echo a > data/made.txt && echo more >> notes.txt && ls data")
+    assert work.ok, work.output
+    assert (home / "notes.txt").read_text() == "notes\nmore\n"
+    # A new file at the top level cannot be made by a command (apply_patch can).
+    top = await shell(home_ctx, "echo x > new.txt")
+    assert not top.ok and denied(top.output)
+    assert arena.intact()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".bashrc",
+        ".ssh/authorized_keys",
+        ".ipython/profile_default/startup/00-evil.py",
+        ".local/share/jupyter/kernels/python3/kernel.json",
+        ".config/autostart/evil.desktop",
+    ],
+)
+async def test_apply_patch_refuses_the_home_folders_dotfiles(
+    home_ctx: ToolContext, path: str
+) -> None:
+    from jupyter_codexmax.tools.patch import ApplyPatch
+
+    home = home_ctx.workspace.root
+    with pytest.raises(ToolError, match="the workspace is your home folder: its dotfiles"):
+        await ApplyPatch().run(home_ctx, {"patch": _patch(f"*** Add File: {path}", "+x")})
+    assert not (home / path).exists()
+    await ApplyPatch().run(home_ctx, {"patch": _patch("*** Add File: analysis.py", "+x = 1")})
+    assert (home / "analysis.py").read_text() == "x = 1\n"
+
+
+@pytest.mark.anyio
+async def test_ipython_and_jupyter_folders_and_the_agents_program_are_read_only(
+    ctx: ToolContext, arena: Arena, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Wherever they are in a writable folder: the IPython and Jupyter folders (code there
+    runs at the next kernel start) and the Python environment running the agent."""
+    from jupyter_codexmax.sandbox.protect import program_folders
+    from jupyter_codexmax.tools.patch import ApplyPatch
+
+    startup = arena.ws / "ipy" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    kernels = arena.ws / "jdata" / "kernels"
+    kernels.mkdir(parents=True)
+    monkeypatch.setenv("IPYTHONDIR", str(arena.ws / "ipy"))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(arena.ws / "jdata"))
+    result = await shell(ctx, "echo x > ipy/profile_default/startup/a.py; echo y > jdata/kernels/k")
+    assert result.output.count("Read-only file system") == 2, result.output
+    for path in ("ipy/profile_default/startup/a.py", "jdata/kernels/k"):
+        with pytest.raises(ToolError, match="Jupyter's folders are read-only for the agent"):
+            await ApplyPatch().run(ctx, {"patch": _patch(f"*** Add File: {path}", "+x")})
+    assert list(startup.iterdir()) == [] and list(kernels.iterdir()) == []
+    # The agent's own environment, when it is in the workspace (a project's .venv).
+    prefix = program_folders()[0]
+    ctx.workspace = Workspace(prefix.parent)
+    policy = command_policy(ctx.settings, ctx.workspace)
+    assert str(prefix) in policy.read_only
+    name = f"{prefix.name}/lib/evil.pth"
+    with pytest.raises(ToolError, match="the Python environment that runs the agent"):
+        await ApplyPatch().run(ctx, {"patch": _patch(f"*** Add File: {name}", "+import os")})
+    assert not (prefix / "lib" / "evil.pth").exists()
 
 
 # -- settings and doctor --------------------------------------------------------------------

@@ -162,6 +162,56 @@ def test_full_auto_cannot_write_outside_nor_into_git(
 
 
 @pytest.mark.slow
+def test_a_notebook_in_the_home_folder_leaves_its_dotfiles_alone(
+    base: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """Probe p45: a notebook in the home folder, no repository above, under --full-auto:
+    the shell and apply_patch cannot plant a shell start file, an SSH key, an IPython
+    startup file or a kernelspec, and the run says so once."""
+    home = base / "home"
+    (home / ".ipython" / "profile_default" / "startup").mkdir(parents=True)
+    (home / "results").mkdir()
+    path = make_notebook(home / "nb.ipynb", [("a", "code", "1 + 1")])
+    kernel = ".local/share/jupyter/kernels/python3/kernel.json"
+    patch = f'*** Begin Patch\n*** Add File: {kernel}\n+{{"argv": ["sh"]}}\n*** End Patch'
+    scripted_server.load(
+        [
+            {
+                "calls": [
+                    shell("rc", "echo 'echo evil' >> ~/.bashrc"),
+                    shell("ssh", "mkdir -p ~/.ssh && echo 'ssh-ed25519 AAAA x' >> ~/.ssh/k"),
+                    shell("ipy", "echo 1 > ~/.ipython/profile_default/startup/00-evil.py"),
+                    {"name": "apply_patch", "arguments": {"patch": patch}, "id": "kernel"},
+                    shell("work", "echo ok > results/out.txt"),
+                ]
+            },
+            {"text": "done"},
+        ]
+    )
+    before = sorted(p.relative_to(home) for p in home.rglob("*") if ".local" not in p.parts)
+    result = run(
+        [str(path), "--task", "settle in", "--full-auto"],
+        scripted_server,
+        env={"HOME": str(home), "JUPYTER_DATA_DIR": str(home / ".local/share/jupyter")},
+    )
+    assert scripted_server.failures == []
+    said = result.stdout + result.stderr
+    note = (
+        "the workspace is your home folder: its dotfiles are read-only for the agent; "
+        "commands cannot add files at its top level"
+    )
+    assert said.count(note) == 1, said
+    out = outputs(scripted_server)
+    for call_id in ("rc", "ssh", "ipy"):
+        assert "Read-only file system" in out[call_id], (call_id, out[call_id])
+    assert "read-only for the agent" in out["kernel"]
+    assert out["work"].startswith("exit 0")
+    after = sorted(p.relative_to(home) for p in home.rglob("*") if ".local" not in p.parts)
+    assert [p for p in after if p not in before] == [Path("results/out.txt")]
+    assert not (home / kernel).exists()
+
+
+@pytest.mark.slow
 def test_sandbox_off_full_auto_refuses_each_command_and_says_so(
     base: Path, scripted_server: ScriptedModelServer
 ) -> None:

@@ -162,8 +162,9 @@ def _read_only_mounts(write: list[str]) -> None:
     Landlock does not fence metadata (chmod, chown, utime, extended attributes), a read-only
     mount does. Each writable root is first bound onto itself (with what is mounted below
     it), so it is a mount of its own that stays writable; then every other mount point is
-    made read-only, keeping its other flags."""
-    roots = [os.path.normpath(p) for p in write if os.path.isdir(p)]
+    made read-only, keeping its other flags. A writable root may be a file (an entry of
+    the home folder, see ``protect.split_home``)."""
+    roots = [os.path.normpath(p) for p in write if os.path.exists(p) and not os.path.islink(p)]
     for root in roots:
         _linux.mount(root, root, None, _linux.MS_BIND | _linux.MS_REC)
     prefixes = tuple(root.rstrip("/") + "/" for root in roots)

@@ -5,6 +5,7 @@ probe of the launcher, once per process), and the one line that says which is in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -14,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .protect import data_folder, is_protected, program_folders, protected_paths, split_home
 
 if TYPE_CHECKING:
     from ..config import CodexMax
@@ -25,6 +28,7 @@ __all__ = [
     "SandboxStatus",
     "command_policy",
     "data_folder",
+    "is_protected",
     "probe",
     "protected_paths",
     "sandbox_status",
@@ -32,9 +36,6 @@ __all__ = [
 ]
 
 LAUNCHER = "jupyter_codexmax.sandbox.exec"
-
-#: Names the file tools never change and commands see read-only, wherever they are.
-PROTECTED_NAMES = frozenset({".git"})
 
 
 @dataclass(frozen=True)
@@ -82,21 +83,6 @@ def launcher() -> list[str]:
         f"runpy.run_module({LAUNCHER!r}, run_name='__main__', alter_sys=True)"
     )
     return [sys.executable, "-I", "-S", "-c", code]
-
-
-@lru_cache(maxsize=1)
-def program_folders() -> tuple[Path, ...]:
-    """The agent's own program: the Python environment running it (``sys.prefix``), and
-    the folders of this package and of landlockpy (the launcher's code). A command that
-    could change them would run its code unconfined at the next start of the launcher or
-    of the agent: where they are in a writable folder, they are read-only."""
-    import importlib.util
-
-    found = [Path(sys.prefix).resolve(), Path(__file__).resolve().parents[1]]
-    spec = importlib.util.find_spec("landlockpy")
-    if spec is not None and spec.origin:
-        found.append(Path(spec.origin).resolve().parent)
-    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -202,63 +188,44 @@ def temp_folders() -> list[Path]:
     return out
 
 
-def data_folder() -> Path:
-    """This project's folder in the Jupyter data folder (the session journal, its index)."""
-    from ..session.journal import journal_folder
-
-    return journal_folder().parent
-
-
-def protected_paths(workspace: Workspace) -> list[Path]:
-    """Paths inside the workspace that nothing the agent runs may change: its ``.git``."""
-    return [workspace.root / name for name in sorted(PROTECTED_NAMES)]
-
-
-def is_protected(path: Path, workspace: Workspace) -> str | None:
-    """Why the file tools must not change ``path`` (resolved), or None: a ``.git`` folder or
-    file anywhere in the workspace, or the project's own data (the session journal)."""
-    try:
-        parts = path.relative_to(workspace.root).parts
-    except ValueError:
-        parts = path.parts
-    for part in parts:
-        if part.lower() in PROTECTED_NAMES:
-            return f"{part} is read-only for the agent (version control data)"
-    data = data_folder()
-    data = data.resolve() if data.exists() else data
-    if path == data or data in path.parents:
-        return "the session journal is read-only for the agent"
-    return None
-
-
 def command_policy(
     settings: CodexMax, workspace: Workspace, status: SandboxStatus | None = None
 ) -> SandboxPolicy:
     """The policy for the agent's shell commands (and a headless kernel): write in the
-    workspace, the temp folders and ``sandbox_writable_roots``; ``.git`` and the session
-    journal read-only; the network as ``sandbox_network`` says."""
+    workspace, the temp folders and ``sandbox_writable_roots``, but not the home folder's
+    top level where the workspace holds it (:func:`~.protect.split_home`); what
+    :func:`~.protect.protected_paths` names read-only; this project's data hidden; the
+    network as ``sandbox_network`` says."""
     status = status or sandbox_status(settings)
     if not status.active:
         return SandboxPolicy()
-    write = [workspace.root, *temp_folders()]
+    temps = temp_folders()
+    roots = [workspace.root]
     for extra in settings.sandbox_writable_roots:
         folder = Path(os.path.expanduser(extra))
         if folder.is_dir():
-            write.append(folder.resolve())
+            roots.append(folder.resolve())
+    write = split_home(roots, keep=temps)
+    write += [t for t in temps if t not in write]
+    # Made now if missing (a first run), so it is hidden from this command too: else a
+    # command run beside the first session (--jobs) could read the key it writes there.
+    data = data_folder()
+    with contextlib.suppress(OSError):
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)
     read_only: list[Path] = []
+    hidden: list[Path] = []
     if status.capabilities.read_only:
-        candidates = [*protected_paths(workspace), data_folder()]
-        for path in candidates:
+        for path in protected_paths(workspace):
             inside = any(path == root or root in path.parents for root in write)
-            if inside and os.path.lexists(path):
+            if inside and os.path.lexists(path) and path not in read_only:
                 read_only.append(path)
-    hidden = [data_folder()] if status.capabilities.read_only else []
+        hidden = [data] if data.is_dir() else []
     return SandboxPolicy(
         landlock=True,
         namespaces=status.capabilities.namespaces,
         network=settings.sandbox_network,
         write=tuple(str(p) for p in write),
         read_only=tuple(str(p) for p in read_only if p not in hidden),
-        hidden=tuple(str(p) for p in hidden if p.is_dir()),
+        hidden=tuple(str(p) for p in hidden),
         read_only_mounts=status.capabilities.read_only,
     )
