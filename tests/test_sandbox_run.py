@@ -211,6 +211,93 @@ def test_a_notebook_in_the_home_folder_leaves_its_dotfiles_alone(
     assert not (home / kernel).exists()
 
 
+def cell_outputs(path: Path, cell_id: str) -> str:
+    return "".join(
+        str(o.get("text", o.get("evalue", ""))) for o in cells_by_id(path)[cell_id]["outputs"]
+    )
+
+
+@pytest.mark.slow
+def test_a_sandboxed_kernel_starts_in_a_fresh_home(
+    base: Path, scripted_server: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh container or CI runner: no ~/.ipython at all, the home folder outside the
+    writable folders. The sandboxed kernel starts (it died making its profile), quietly
+    (no "not a writable location" warning), and writes nothing in the home folder."""
+    home = base / "home"
+    home.mkdir()
+    monkeypatch.delenv("IPYTHONDIR")
+    path = make_notebook(base / "ws" / "nb.ipynb", [("a", "code", "print('hello', 6 * 7)")])
+    scripted_server.load(
+        [{"calls": [{"name": "run_cells", "arguments": {"all": True}, "id": "r"}]}, {"text": "ok"}]
+    )
+    result = run(
+        [str(path), "--task", "run it", "--full-auto"], scripted_server, {"HOME": str(home)}
+    )
+    said = result.stdout + result.stderr
+    assert result.returncode == 0, said
+    assert cell_outputs(path, "a") == "hello 42\n"
+    assert "not a writable location" not in said and "Kernel died" not in said
+    assert not (home / ".ipython" / "profile_default").exists()
+
+
+@pytest.mark.slow
+def test_a_sandboxed_kernel_reads_the_users_profile_and_cannot_change_it(
+    base: Path, scripted_server: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user's IPython profile (config and startup files) is read as in their own
+    kernels, read-only: a cell cannot plant a startup file in it."""
+    home = base / "home"
+    profile = home / ".ipython" / "profile_default"
+    (profile / "startup").mkdir(parents=True)
+    (profile / "startup" / "00-mine.py").write_text("FROM_STARTUP = 'mine'\n")
+    monkeypatch.delenv("IPYTHONDIR")
+    plant = f"open({str(profile / 'startup' / '01-evil.py')!r}, 'w').write('x = 1')"
+    path = make_notebook(
+        base / "ws" / "nb.ipynb", [("a", "code", "print(FROM_STARTUP)"), ("b", "code", plant)]
+    )
+    scripted_server.load(
+        [{"calls": [{"name": "run_cells", "arguments": {"all": True}, "id": "r"}]}, {"text": "ok"}]
+    )
+    result = run(
+        [str(path), "--task", "run it", "--full-auto"], scripted_server, {"HOME": str(home)}
+    )
+    said = result.stdout + result.stderr
+    assert cell_outputs(path, "a") == "mine\n", said
+    assert "Read-only file system" in cell_outputs(path, "b")
+    assert sorted(p.name for p in (profile / "startup").iterdir()) == ["00-mine.py"]
+    assert "not a writable location" not in said
+
+
+@pytest.mark.slow
+def test_a_kernel_that_dies_at_start_says_why_in_one_line(
+    base: Path, scripted_server: ScriptedModelServer, codexmax_isolated: Path
+) -> None:
+    spec = codexmax_isolated / "jupyter-data" / "kernels" / "dying"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-c", "import sys; sys.exit('boom: the kernel cannot start')"]
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {"argv": [*argv, "{connection_file}"], "display_name": "Dying", "language": "python"}
+        )
+    )
+    path = make_notebook(base / "ws" / "nb.ipynb", [("a", "code", "1")])
+    nb = json.loads(path.read_text())
+    nb["metadata"]["kernelspec"] = {"name": "dying", "display_name": "Dying", "language": "python"}
+    path.write_text(json.dumps(nb))
+    scripted_server.load(
+        [{"calls": [{"name": "run_cells", "arguments": {"all": True}, "id": "r"}]}, {"text": "ok"}]
+    )
+    result = run([str(path), "--task", "run it", "--full-auto"], scripted_server)
+    said = result.stdout + result.stderr
+    expected = (
+        "could not start the dying kernel: it exited at start in the sandbox: boom: the "
+        "kernel cannot start (--CodexMax.sandbox_kernel=False starts it unconfined)"
+    )
+    assert expected in outputs(scripted_server)["r"], said
+    assert expected in said and "Traceback" not in said
+
+
 @pytest.mark.slow
 def test_sandbox_off_full_auto_refuses_each_command_and_says_so(
     base: Path, scripted_server: ScriptedModelServer
