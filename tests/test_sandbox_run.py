@@ -299,6 +299,29 @@ def test_a_kernel_that_dies_at_start_says_why_in_one_line(
 
 
 @pytest.mark.slow
+def test_a_huge_command_does_not_hold_up_the_runs_time_limit(
+    base: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """Probe p8: ``rm a/a/a/...`` (1.2 MB) under --timeout 10 ran 165 s in the guard. Now
+    it is refused at once, saying what to do. (The refused call's arguments then fill the
+    context window, which compaction cannot shrink: the turn fails, in time.)"""
+    path = make_notebook(base / "ws" / "nb.ipynb", [("a", "code", "1")])
+    scripted_server.load(
+        [
+            {"calls": [shell("huge", "rm " + "a/" * 600_000)]},
+            {"text": "a summary (the refused call's arguments fill the context window)"},
+            {"text": "ok"},
+        ]
+    )
+    started = time.monotonic()
+    result = run([str(path), "--task", "t", "--full-auto", "--timeout", "10"], scripted_server)
+    assert time.monotonic() - started < 30, result.stdout + result.stderr
+    said = result.stdout + result.stderr
+    assert "1,200,003 bytes long; at most 100,000" in said
+    assert "write the script to a file" in said
+
+
+@pytest.mark.slow
 def test_sandbox_off_full_auto_refuses_each_command_and_says_so(
     base: Path, scripted_server: ScriptedModelServer
 ) -> None:

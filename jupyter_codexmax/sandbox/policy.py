@@ -33,6 +33,7 @@ __all__ = [
     "protected_paths",
     "sandbox_status",
     "temp_folders",
+    "writable_folders",
 ]
 
 LAUNCHER = "jupyter_codexmax.sandbox.exec"
@@ -188,6 +189,22 @@ def temp_folders() -> list[Path]:
     return out
 
 
+def extra_roots(settings: CodexMax) -> list[Path]:
+    """The folders of ``sandbox_writable_roots`` that exist, resolved."""
+    found = []
+    for extra in settings.sandbox_writable_roots:
+        folder = Path(os.path.expanduser(extra))
+        if folder.is_dir():
+            found.append(folder.resolve())
+    return found
+
+
+def writable_folders(settings: CodexMax) -> list[Path]:
+    """Where commands may write besides the workspace: the temp folders and
+    ``sandbox_writable_roots`` (what the pattern guard lets a command change)."""
+    return [*temp_folders(), *extra_roots(settings)]
+
+
 def command_policy(
     settings: CodexMax, workspace: Workspace, status: SandboxStatus | None = None
 ) -> SandboxPolicy:
@@ -200,11 +217,7 @@ def command_policy(
     if not status.active:
         return SandboxPolicy()
     temps = temp_folders()
-    roots = [workspace.root]
-    for extra in settings.sandbox_writable_roots:
-        folder = Path(os.path.expanduser(extra))
-        if folder.is_dir():
-            roots.append(folder.resolve())
+    roots = [workspace.root, *extra_roots(settings)]
     write = split_home(roots, keep=temps)
     write += [t for t in temps if t not in write]
     # Made now if missing (a first run), so it is hidden from this command too: else a
