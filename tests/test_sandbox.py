@@ -666,6 +666,24 @@ async def test_the_home_folders_dotfiles_are_read_only_for_commands(
 
 
 @pytest.mark.anyio
+async def test_a_home_folder_with_thousands_of_entries(home_ctx: ToolContext) -> None:
+    """The home folder's entries are listed by the launcher, not passed to it: 4,000 of
+    them would be more than one argument holds (128 KiB)."""
+    home = home_ctx.workspace.root
+    for number in range(4000):
+        (home / f"a-download-with-a-rather-long-name-{number:05}.csv").write_text("")
+    policy = command_policy(home_ctx.settings, home_ctx.workspace)
+    assert len(policy.to_json()) < 10_000
+    assert len(policy.writable()) > 4000
+    started = time.monotonic()
+    result = await shell(home_ctx, "echo 1 >> a-download-with-a-rather-long-name-03999.csv")
+    assert result.ok, result.output
+    assert time.monotonic() - started < 10
+    denied_rc = await shell(home_ctx, "echo x >> ~/.bashrc")
+    assert denied(denied_rc.output) and not (home / ".bashrc").exists()
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize(
     "path",
     [

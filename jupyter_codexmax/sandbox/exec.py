@@ -80,7 +80,7 @@ def _landlock(policy: dict[str, Any], report: dict[str, Any], network_namespace:
         allow("/", read)
         for path in ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/ptmx", "/dev/pts"):
             allow(path, device | read)
-        for root in policy.get("write", []):
+        for root in _writable(policy):
             allow(root, write | read)
         ruleset.restrict()
         report["landlock"] = abi
@@ -112,7 +112,7 @@ def _inside(policy: dict[str, Any], report: dict[str, Any], flags: int, strict: 
     _linux.mount(None, "/", None, _linux.MS_REC | _linux.MS_PRIVATE)
     if policy.get("read_only_mounts"):
         try:
-            _read_only_mounts(policy.get("write", []))
+            _read_only_mounts(_writable(policy))
         except OSError as exc:
             if strict:
                 raise SetupError(f"cannot make the file system read-only ({exc})") from exc
@@ -152,6 +152,16 @@ def _inside(policy: dict[str, Any], report: dict[str, Any], flags: int, strict: 
             report["network_namespace"] = False
 
 
+def _writable(policy: dict[str, Any]) -> list[str]:
+    """The policy's writable roots, with those that hold the home folder split around its
+    dotfiles (computed here: there may be more than one argument holds)."""
+    if not policy.get("beside_home"):
+        return list(policy.get("write", []))
+    from .protect import writable_paths
+
+    return writable_paths(policy.get("write", []), policy["beside_home"], policy["home"])
+
+
 #: Errors of a mount point this process cannot reach (a folder it may not enter, a mount
 #: hidden under another): nothing there to protect from it.
 _UNREACHABLE = frozenset({errno.ENOENT, errno.EACCES, errno.ENOTDIR, errno.ELOOP, errno.EINVAL})
@@ -165,17 +175,28 @@ def _read_only_mounts(write: list[str]) -> None:
     made read-only, keeping its other flags. A writable root may be a file (an entry of
     the home folder, see ``protect.split_home``)."""
     roots = [os.path.normpath(p) for p in write if os.path.exists(p) and not os.path.islink(p)]
+    found = set(roots)
     for root in roots:
         _linux.mount(root, root, None, _linux.MS_BIND | _linux.MS_REC)
-    prefixes = tuple(root.rstrip("/") + "/" for root in roots)
     for path, kept in _linux.mount_points():
-        if path in roots or path.startswith(prefixes):
+        if _under(path, found):
             continue
         try:
             _linux.make_read_only(path, kept)
         except OSError as exc:
             if exc.errno not in _UNREACHABLE:
                 raise
+
+
+def _under(path: str, roots: set[str]) -> bool:
+    """Whether ``path`` is one of ``roots`` or below one (in the depth of ``path``)."""
+    while True:
+        if path in roots:
+            return True
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
 
 
 def _confine(policy: dict[str, Any], report: dict[str, Any], network_namespace: bool) -> None:

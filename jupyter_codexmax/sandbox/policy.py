@@ -16,7 +16,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .protect import data_folder, is_protected, program_folders, protected_paths, split_home
+from .protect import (
+    data_folder,
+    home_in,
+    is_protected,
+    program_folders,
+    protected_paths,
+    split_home,
+    writable_paths,
+)
 
 if TYPE_CHECKING:
     from ..config import CodexMax
@@ -57,12 +65,22 @@ class SandboxPolicy:
     #: not fence, changes of metadata (permissions, owner, times, extended attributes),
     #: is refused there too.
     read_only_mounts: bool = False
+    #: Writable roots that are or hold the home folder ``home``: the launcher writes
+    #: beside its dotfiles only (:func:`~.protect.split_home`, done there: the home
+    #: folder's entries could be more than one argument holds).
+    beside_home: tuple[str, ...] = ()
+    home: str = ""
 
     def to_json(self) -> str:
         data = asdict(self)
-        data["write"], data["read_only"] = list(self.write), list(self.read_only)
-        data["hidden"] = list(self.hidden)
+        for name in ("write", "read_only", "hidden", "beside_home"):
+            data[name] = list(data[name])
         return json.dumps(data)
+
+    def writable(self) -> list[str]:
+        """Every folder (or file) the process may write: ``write``, and ``beside_home``
+        split around the home folder's dotfiles."""
+        return writable_paths(self.write, self.beside_home, self.home)
 
     def wrap(self, argv: list[str]) -> list[str]:
         """``argv`` run through the launcher (Linux; elsewhere ``argv`` as it is)."""
@@ -218,8 +236,11 @@ def command_policy(
         return SandboxPolicy()
     temps = temp_folders()
     roots = [workspace.root, *extra_roots(settings)]
-    write = split_home(roots, keep=temps)
-    write += [t for t in temps if t not in write]
+    beside_home = [r for r in roots if home_in(r) is not None]
+    plain = [r for r in roots if r not in beside_home]
+    plain += [t for t in temps if t not in plain]
+    home = home_in(beside_home[0]) if beside_home else None
+    write = [*plain, *split_home(beside_home, home=home)]
     # Made now if missing (a first run), so it is hidden from this command too: else a
     # command run beside the first session (--jobs) could read the key it writes there.
     data = data_folder()
@@ -228,8 +249,9 @@ def command_policy(
     read_only: list[Path] = []
     hidden: list[Path] = []
     if status.capabilities.read_only:
+        in_write = set(write)
         for path in protected_paths(workspace):
-            inside = any(path == root or root in path.parents for root in write)
+            inside = any(p in in_write for p in (path, *path.parents))
             if inside and os.path.lexists(path) and path not in read_only:
                 read_only.append(path)
         hidden = [data] if data.is_dir() else []
@@ -237,7 +259,9 @@ def command_policy(
         landlock=True,
         namespaces=status.capabilities.namespaces,
         network=settings.sandbox_network,
-        write=tuple(str(p) for p in write),
+        write=tuple(str(p) for p in plain),
+        beside_home=tuple(str(p) for p in beside_home),
+        home=str(home or ""),
         read_only=tuple(str(p) for p in read_only if p not in hidden),
         hidden=tuple(str(p) for p in hidden),
         read_only_mounts=status.capabilities.read_only,

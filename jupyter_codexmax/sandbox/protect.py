@@ -37,6 +37,7 @@ __all__ = [
     "program_folders",
     "protected_paths",
     "split_home",
+    "writable_paths",
 ]
 
 #: Names the file tools never change and commands see read-only, wherever they are.
@@ -85,12 +86,14 @@ def program_folders() -> tuple[Path, ...]:
     return tuple(found)
 
 
-def home_in(root: Path) -> Path | None:
-    """The user's home folder (resolved) when ``root`` is it or holds it, else None."""
-    try:
-        home = Path.home().resolve()
-    except (OSError, RuntimeError):
-        return None
+def home_in(root: Path, home: Path | None = None) -> Path | None:
+    """The user's home folder (resolved; or ``home``) when ``root`` is it or holds it,
+    else None."""
+    if home is None:
+        try:
+            home = Path.home().resolve()
+        except (OSError, RuntimeError):
+            return None
     if home == root or root in home.parents:
         return home
     return None
@@ -144,7 +147,9 @@ def _under(path: Path, folders: Iterable[Path]) -> bool:
     return False
 
 
-def split_home(roots: list[Path], keep: Iterable[Path] = ()) -> list[Path]:
+def split_home(
+    roots: list[Path], keep: Iterable[Path] = (), home: Path | None = None
+) -> list[Path]:
     """``roots`` with any that is or holds the home folder replaced by what it holds
     beside the home folder's dotfiles: at each level down to the home folder, the entries
     off the way to it, then the home folder's entries whose names do not start with a dot.
@@ -154,20 +159,16 @@ def split_home(roots: list[Path], keep: Iterable[Path] = ()) -> list[Path]:
     kept = set(keep)
     out: list[Path] = []
     for root in roots:
-        home = None if root in kept else home_in(root)
-        if home is None:
+        found = None if root in kept else home_in(root, home)
+        if found is None:
             out.append(root)
             continue
         folder = root
-        for part in home.relative_to(root).parts:
+        for part in found.relative_to(root).parts:
             out += [p for p in _entries(folder) if p.name != part]
             folder = folder / part
-        out += [p for p in _entries(home) if not p.name.startswith(".")]
-    unique: list[Path] = []
-    for path in out:
-        if path not in unique:
-            unique.append(path)
-    return unique
+        out += [p for p in _entries(found) if not p.name.startswith(".")]
+    return list(dict.fromkeys(out))
 
 
 def _entries(folder: Path) -> list[Path]:
@@ -176,3 +177,10 @@ def _entries(folder: Path) -> list[Path]:
     except OSError:
         return []
     return [p for p in children if not p.is_symlink() and (p.is_dir() or p.is_file())]
+
+
+def writable_paths(write: Iterable[str], beside_home: Iterable[str], home: str) -> list[str]:
+    """A policy's writable roots in full: ``write``, and the roots in ``beside_home``
+    split around the home folder ``home`` (:func:`split_home`)."""
+    split = split_home([Path(p) for p in beside_home], home=Path(home)) if home else []
+    return [*write, *(str(p) for p in split)]
