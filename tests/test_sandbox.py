@@ -228,7 +228,7 @@ async def test_the_projects_data_is_hidden_on_a_first_run_too(arena: Arena) -> N
     assert not folder.exists()
     policy = command_policy(load_settings(), Workspace(arena.ws))  # the kernel's, say
     assert folder.is_dir() and folder.stat().st_mode & 0o777 == 0o700
-    assert policy.hidden == (str(folder),)
+    assert policy.hidden[0] == str(folder), policy.hidden
     integrity.sign({"schema": 1})  # the other session makes the key
     key = folder / "record-key"
     done = await run_command(
@@ -306,6 +306,98 @@ async def test_the_network_is_refused_unless_allowed(
     assert allowed.ok, allowed.output
     assert "hello-from-host" in allowed.output
     assert loopback.connections == 1
+
+
+# -- the user's other sockets --------------------------------------------------------------
+
+
+class UnixServer:
+    """A Unix socket server at ``path`` that counts its connections."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen()
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+        self.path.unlink(missing_ok=True)
+
+
+@pytest.mark.anyio
+async def test_the_sessions_sockets_in_the_temp_folders_are_hidden(ctx: ToolContext) -> None:
+    """Commands may write in the temp folders, so the sandbox lets them connect to sockets
+    there: an SSH agent's, another headless kernel's, one at the top of /tmp. They are
+    hidden; a socket the command makes itself still works."""
+    folders = [Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp")) for prefix in ("ssh-", "cxk-")]
+    servers = [UnixServer(folders[0] / "agent.1"), UnixServer(folders[1] / "k-1")]
+    servers.append(UnixServer(Path(f"/tmp/cxsbx-{os.getpid()}.sock")))
+    try:
+        for server in servers:
+            client = (
+                'python3 -c "import socket; s = socket.socket(socket.AF_UNIX); '
+                f's.connect({str(server.path)!r})"'
+            )
+            result = await shell(ctx, client)
+            assert not result.ok, (server.path, result.output)
+            assert server.connections == 0, server.path
+        mine = await shell(
+            ctx,
+            'python3 -c "import socket, tempfile, os; p = tempfile.mktemp(); '
+            "s = socket.socket(socket.AF_UNIX); s.bind(p); s.listen(); "
+            "c = socket.socket(socket.AF_UNIX); c.connect(p); print('own-socket-ok')\"",
+        )
+        assert "own-socket-ok" in mine.output, mine.output
+    finally:
+        for server in servers:
+            server.close()
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="no tmux")
+def test_a_command_cannot_type_into_the_users_tmux(arena: Arena) -> None:
+    """The user runs the agent inside tmux: a command must not reach the tmux server (its
+    socket is in /tmp) and have an unconfined shell run what it types."""
+    name = f"cxsbx-{os.getpid()}"
+    marker = arena.outside / "typed"
+    subprocess.run(["tmux", "-L", name, "new-session", "-d", "bash --norc"], check=True)
+    try:
+        time.sleep(0.3)
+        policy = command_policy(load_settings(), Workspace(arena.ws))
+        script = f"tmux -L {name} send-keys 'echo typed > {marker}' Enter; echo rc=$?"
+        done = subprocess.run(
+            policy.wrap(["bash", "-c", script]),
+            cwd=arena.ws,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert "rc=0" not in done.stdout, done.stdout + done.stderr
+        time.sleep(0.5)
+        assert not marker.exists()
+        # Unconfined, the same command types into it: the test can fail.
+        subprocess.run(["bash", "-c", script], capture_output=True, check=False)
+        for _ in range(20):
+            if marker.exists():
+                break
+            time.sleep(0.1)
+        assert marker.exists()
+    finally:
+        subprocess.run(["tmux", "-L", name, "kill-server"], check=False)
 
 
 # -- processes ------------------------------------------------------------------------------

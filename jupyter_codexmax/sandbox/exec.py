@@ -132,12 +132,14 @@ def _inside(policy: dict[str, Any], report: dict[str, Any], flags: int, strict: 
                 report["read_only"] = False
     report.setdefault("read_only", True)
     for path in policy.get("hidden", []):
-        if os.path.isdir(path):
-            try:
+        try:
+            if os.path.isdir(path):
                 _linux.hide_folder(path)
-            except OSError as exc:
-                if strict:
-                    raise SetupError(f"cannot hide {path} ({exc})") from exc
+            elif os.path.lexists(path):  # a socket: /dev/null in its place
+                _linux.mount("/dev/null", path, None, _linux.MS_BIND)
+        except OSError as exc:
+            if strict and exc.errno not in _UNREACHABLE:
+                raise SetupError(f"cannot hide {path} ({exc})") from exc
     # The working folder still points into the mount it was in before the new ones went
     # on top (a writable root's own, .git's): enter it again by its path.
     with contextlib.suppress(OSError):

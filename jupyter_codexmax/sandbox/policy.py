@@ -22,6 +22,7 @@ from .protect import (
     is_protected,
     program_folders,
     protected_paths,
+    session_sockets,
     split_home,
     writable_paths,
 )
@@ -229,7 +230,8 @@ def command_policy(
     """The policy for the agent's shell commands (and a headless kernel): write in the
     workspace, the temp folders and ``sandbox_writable_roots``, but not the home folder's
     top level where the workspace holds it (:func:`~.protect.split_home`); what
-    :func:`~.protect.protected_paths` names read-only; this project's data hidden; the
+    :func:`~.protect.protected_paths` names read-only; this project's data and the
+    sockets of the user's session (:func:`~.protect.session_sockets`) hidden; the
     network as ``sandbox_network`` says."""
     status = status or sandbox_status(settings)
     if not status.active:
@@ -255,6 +257,12 @@ def command_policy(
             if inside and os.path.lexists(path) and path not in read_only:
                 read_only.append(path)
         hidden = [data] if data.is_dir() else []
+        # Not the workspace, nor a folder holding it (nothing of it would be seen).
+        hidden += [
+            p
+            for p in session_sockets(temps)
+            if not workspace.contains(p) and p not in workspace.root.parents
+        ]
     return SandboxPolicy(
         landlock=True,
         namespaces=status.capabilities.namespaces,

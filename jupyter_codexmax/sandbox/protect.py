@@ -36,6 +36,7 @@ __all__ = [
     "is_protected",
     "program_folders",
     "protected_paths",
+    "session_sockets",
     "split_home",
     "writable_paths",
 ]
@@ -184,3 +185,75 @@ def writable_paths(write: Iterable[str], beside_home: Iterable[str], home: str) 
     split around the home folder ``home`` (:func:`split_home`)."""
     split = split_home([Path(p) for p in beside_home], home=Path(home)) if home else []
     return [*write, *(str(p) for p in split)]
+
+
+#: Where programs keep the sockets of a user's session in a temp folder: tmux and screen
+#: (a command could type into your terminal), the SSH agent, X11, D-Bus, PulseAudio, Emacs
+#: servers, and the ipc sockets of headless kernels (``cxk-*``).
+SOCKET_FOLDERS = (
+    "tmux-*",
+    "screens",
+    "uscreens",
+    "ssh-*",
+    ".X11-unix",
+    ".ICE-unix",
+    "dbus-*",
+    "pulse-*",
+    "emacs*",
+    "cxk-*",
+)
+
+
+def session_sockets(temps: Iterable[Path]) -> list[Path]:
+    """The sockets of the user's session a command could reach by path, to be hidden
+    from it (commands may write in the temp folders, so the sandbox lets them connect to
+    sockets there): the folders :data:`SOCKET_FOLDERS` names that hold a socket, and the
+    sockets at the top of each temp folder; the runtime folder (``XDG_RUNTIME_DIR``:
+    D-Bus, systemd, gpg-agent), screen's folder, and where ``TMUX`` and ``SSH_AUTH_SOCK``
+    point."""
+    import glob
+
+    found = []
+    for temp in temps:
+        for pattern in SOCKET_FOLDERS:
+            for match in glob.glob(os.path.join(glob.escape(str(temp)), pattern)):
+                if _is_socket(match) or (os.path.isdir(match) and _holds_socket(match)):
+                    found.append(match)
+        found += _sockets_in(str(temp))
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    found += [runtime, "/run/screen", "/var/run/screen"]
+    tmux = os.environ.get("TMUX", "").split(",")[0]
+    if tmux:
+        found.append(os.path.dirname(tmux))
+    if os.environ.get("SSH_AUTH_SOCK"):
+        found.append(os.environ["SSH_AUTH_SOCK"])
+    out: list[Path] = []
+    for raw in found:
+        path = Path(raw)
+        if os.path.lexists(path) and not path.is_symlink():
+            resolved = _resolved(path)
+            if resolved not in out and resolved != Path("/"):
+                out.append(resolved)
+    return out
+
+
+def _is_socket(path: str) -> bool:
+    import stat
+
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _sockets_in(folder: str) -> list[str]:
+    try:
+        with os.scandir(folder) as entries:
+            names = [e.path for e in entries if not e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+    return [p for p in names if _is_socket(p)]
+
+
+def _holds_socket(folder: str) -> bool:
+    return bool(_sockets_in(folder))
