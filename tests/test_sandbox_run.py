@@ -113,6 +113,8 @@ def test_full_auto_cannot_write_outside_nor_into_git(
             },
             {"calls": [{"name": "run_cells", "arguments": {"all": True}, "id": "cells"}]},
             {"calls": [{"name": "run_cells", "arguments": {"cell_ids": ["meta"]}, "id": "m"}]},
+            # The kernel started before it: its folder (connection file, sockets) is hidden.
+            {"calls": [shell("kernel", f"cat {tempfile.gettempdir()}/cxk-*/kernel.json")]},
             {"calls": [shell("orphans", ORPHANS, timeout=3)]},
             {"text": "done"},
         ]
@@ -148,6 +150,7 @@ def test_full_auto_cannot_write_outside_nor_into_git(
     assert "Read-only file system" in out["hook"]
     assert "read-only for the agent" in out["patch"]
     assert out["inside"].startswith("exit 0")
+    assert "signature_scheme" not in out["kernel"] and "No such file" in out["kernel"]
     assert out["orphans"].startswith("timed out after 3 s (killed, with every process")
     assert running("sleep 45.7") == [] and running("sleep 45.8") == []
     for cell_id in ("outside", "meta"):
