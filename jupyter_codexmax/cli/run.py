@@ -185,6 +185,7 @@ async def _run_one(
 ) -> NotebookOutcome:
     from ..runners.headless import HeadlessRunner
     from ..sandbox import command_policy, sandbox_status
+    from ..sandbox.protect import HOME_NOTE, home_in
 
     started = time.monotonic()
     doc = job.doc
@@ -216,6 +217,9 @@ async def _run_one(
             f"sandbox {sandbox.describe()}; shell commands are not confined, so each needs "
             "approval (none can be given in this run)",
         )
+    if home_in(job.workspace.root) is not None:
+        top = "; commands cannot add files at its top level" if sandbox.active else ""
+        progress.line(say, f"{HOME_NOTE}{top}")
     kernel_sandbox = None
     if settings.sandbox_kernel and sandbox.active:
         kernel_sandbox = command_policy(settings, job.workspace, sandbox)

@@ -129,6 +129,52 @@ def make_folder() -> str:
     return folder
 
 
+#: The file in a kernel's folder that gets its stderr.
+STDERR_FILE = "stderr.log"
+
+
+def last_words(path: str, limit: int = 300) -> str:
+    """The last non-blank line a dead kernel wrote to ``path`` (its stderr), cut to
+    ``limit`` characters; "" when it wrote nothing."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8192))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[-1]
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def ipython_in_sandbox(folder: str, env: dict[str, str]) -> list[str]:
+    """Settle where a sandboxed IPython kernel keeps its files; returns its extra arguments.
+
+    The kernel can write nowhere in the user's IPython folder (it is read-only in the
+    sandbox, and IPython then falls back to a temp folder of its own with a warning; with
+    no folder yet, a fresh home, it died trying to make one). So its ``IPYTHONDIR`` is a
+    private folder beside its sockets, and it reads the user's profile (config files,
+    startup files) where it is, read-only, through ``--profile-dir``: the subfolders
+    IPython insists on making are made first, here, outside the sandbox."""
+    user = env.get("IPYTHONDIR") or os.path.join(os.path.expanduser("~"), ".ipython")
+    private = os.path.join(folder, "ipython")
+    os.makedirs(private, exist_ok=True)
+    env["IPYTHONDIR"] = private
+    profile = os.path.join(os.path.abspath(user), "profile_default")
+    if not os.path.isdir(profile):
+        return []  # nothing of the user's to read (a fresh home): IPython makes its own
+    try:
+        for sub, mode in (("security", 0o700), ("pid", 0o700), ("log", 0o777), ("startup", 0o777)):
+            os.makedirs(os.path.join(profile, sub), mode=mode, exist_ok=True)
+    except OSError as exc:
+        log.warning("the kernel does not read the IPython profile %s: %s", profile, exc)
+        return []
+    return [f"--profile-dir={profile}"]
+
+
 def _kernel_name(nb: Any) -> str:
     spec = nb.metadata.get("kernelspec") if isinstance(nb.metadata, dict) else None
     name = spec.get("name") if isinstance(spec, dict) else None
@@ -228,6 +274,10 @@ class HeadlessRunner(CellRunner):
             ip=os.path.join(self._tmp, "k"),
             connection_file=os.path.join(self._tmp, "kernel.json"),
         )
+        env = dict(os.environ) if self.env is None else dict(self.env)
+        extra: list[str] = []
+        if self.sandbox is not None and km.ipykernel:
+            extra = ipython_in_sandbox(self._tmp, env)
         client = NotebookClient(
             self.nb,
             km=km,
@@ -237,19 +287,34 @@ class HeadlessRunner(CellRunner):
             record_timing=False,
             startup_timeout=int(self.startup_timeout),
             resources={"metadata": {"path": str(self.notebook_path.parent)}},
+            extra_arguments=extra,
         )
+        # The kernel's own stderr (and the sandbox launcher's) goes to a file in its
+        # folder: if it dies at start, its last line says why.
+        stderr_path = os.path.join(self._tmp, STDERR_FILE)
+        stderr = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            await client.async_start_new_kernel(
-                cwd=str(self.notebook_path.parent),
-                env=dict(os.environ) if self.env is None else self.env,
-            )
+            try:
+                await client.async_start_new_kernel(
+                    cwd=str(self.notebook_path.parent), env=env, stderr=stderr
+                )
+            finally:
+                os.close(stderr)
             await client.async_start_new_kernel_client()
         except BaseException as exc:
             # Also when the start is cancelled (a stop, a time limit): never leave a
             # kernel process behind.
+            said = last_words(stderr_path)
             await asyncio.shield(self._cleanup(client))
             if isinstance(exc, Exception):
-                raise KernelError(f"could not start the {name} kernel: {exc}") from exc
+                where = " in the sandbox" if self.sandbox is not None else ""
+                cause = f"it exited at start{where}: {said}" if said else str(exc)
+                hint = (
+                    " (--CodexMax.sandbox_kernel=False starts it unconfined)"
+                    if said and self.sandbox is not None
+                    else ""
+                )
+                raise KernelError(f"could not start the {name} kernel: {cause}{hint}") from exc
             raise
         self.starts += 1
         self._kernel_name = name

@@ -2,8 +2,9 @@
 
 On Linux, as the Codex CLI does: Landlock confines writes to the workspace and the temp
 folders; where the machine allows namespaces (root, or unprivileged user namespaces), new
-mount, PID and network namespaces make ``.git`` read-only, end every process with the
-command, and take the network away unless allowed. ``exec.py`` is the launcher that sets
+mount, PID and network namespaces make the rest of the file system read-only (metadata
+too) and ``.git`` with it, end every process with the command, and take the network away
+unless allowed. ``exec.py`` is the launcher that sets
 this up in the child before it runs the command; ``policy.py`` says what is allowed and
 what this machine can enforce; ``process.py`` runs a command through the launcher with its
 timeout as cancellation. docs/agent.md ("The sandbox") tells what it does not cover.

@@ -1,5 +1,6 @@
 """The Linux system calls the launcher needs and the standard library lacks (Python 3.10):
-``unshare``, ``mount``, ``prctl``, and bringing the loopback interface up.
+``unshare``, ``mount``, ``mount_setattr``, ``prctl``, and bringing the loopback interface
+up.
 
 Every function raises :class:`OSError` with the call's errno. Imported only by the launcher
 (``sandbox/exec.py``), in the short-lived process that becomes the sandboxed command.
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import fcntl
 import os
+import re
 import socket
 import struct
 from functools import lru_cache
@@ -25,9 +28,33 @@ MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
 MS_REMOUNT = 32
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+
+#: The per-mount options of /proc/self/mountinfo a remount must keep (a user namespace
+#: locks them: a remount that drops one is refused).
+_KEPT_OPTIONS = {
+    "nosuid": MS_NOSUID,
+    "nodev": MS_NODEV,
+    "noexec": MS_NOEXEC,
+    "noatime": MS_NOATIME,
+    "nodiratime": MS_NODIRATIME,
+    "relatime": MS_RELATIME,
+    "strictatime": MS_STRICTATIME,
+}
+
+#: ``mount_setattr`` (Linux 5.12+; the same number on every architecture since 5.1's
+#: unified numbering) and its arguments.
+SYS_MOUNT_SETATTR = 442
+MOUNT_ATTR_RDONLY = 0x1
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_NO_AUTOMOUNT = 0x800
+AT_FDCWD = -100
 
 PR_SET_PDEATHSIG = 1
 PR_CAPBSET_DROP = 24
@@ -74,7 +101,17 @@ def _libc() -> ctypes.CDLL:
         ctypes.c_void_p,
     ]
     libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    libc.syscall.restype = ctypes.c_long
     return libc
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
 
 
 def _check(result: int, what: str) -> None:
@@ -112,6 +149,49 @@ def bind_read_only(path: str) -> None:
     """Make ``path`` (a file or a folder) read-only in this mount namespace."""
     mount(path, path, None, MS_BIND | MS_REC)
     mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+
+
+def mount_points() -> list[tuple[str, int]]:
+    """Every mount point of this mount namespace (/proc/self/mountinfo, in order), with
+    the per-mount flags a remount must keep."""
+    found = []
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) < 6:
+                continue
+            kept = 0
+            for option in fields[5].decode("ascii", "replace").split(","):
+                kept |= _KEPT_OPTIONS.get(option, 0)
+            found.append((_unescape(fields[4]), kept))
+    return found
+
+
+def _unescape(raw: bytes) -> str:
+    """A mountinfo path: spaces, tabs, newlines and backslashes come as octal escapes."""
+    return os.fsdecode(re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), raw))
+
+
+def make_read_only(path: str, kept: int) -> None:
+    """Make the mount at ``path`` read-only (that mount only, its other flags unchanged):
+    ``mount_setattr`` where the kernel has it, else a bind remount keeping ``kept``."""
+    attr = _MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
+    flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT
+    libc = _libc()
+    result = libc.syscall(
+        ctypes.c_long(SYS_MOUNT_SETATTR),
+        ctypes.c_int(AT_FDCWD),
+        os.fsencode(path),
+        ctypes.c_uint(flags),
+        ctypes.byref(attr),
+        ctypes.c_size_t(ctypes.sizeof(attr)),
+    )
+    if result == 0:
+        return
+    err = ctypes.get_errno()
+    if err != errno.ENOSYS:
+        raise OSError(err, f"mount_setattr {path}: {os.strerror(err)}")
+    mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | kept)
 
 
 def hide_folder(path: str) -> None:

@@ -9,8 +9,10 @@ Three processes, all in the caller's process group:
   ends, or the launcher is told to stop (SIGTERM, SIGHUP), or its own parent goes away,
   it kills them all;
 - **init**, with namespaces: the first process of new mount, PID and (without network)
-  network namespaces. It mounts a fresh ``/proc``, makes the read-only paths read-only,
-  brings the loopback interface up, starts the command and waits for it. When it exits,
+  network namespaces. It makes every mount but the writable roots read-only (metadata
+  too, which Landlock does not fence), mounts a fresh ``/proc``, makes the read-only paths
+  (``.git``) read-only, brings the loopback interface up, starts the command and waits
+  for it. When it exits,
   the kernel kills every process left in its PID namespace;
 - **the command**: loses the dangerous capabilities, sets ``no_new_privs``, restricts
   itself with Landlock (read everywhere, write only under the writable roots; TCP denied
@@ -27,6 +29,7 @@ launcher and init ignore them, the command gets them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import select
@@ -77,7 +80,7 @@ def _landlock(policy: dict[str, Any], report: dict[str, Any], network_namespace:
         allow("/", read)
         for path in ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/ptmx", "/dev/pts"):
             allow(path, device | read)
-        for root in policy.get("write", []):
+        for root in _writable(policy):
             allow(root, write | read)
         ruleset.restrict()
         report["landlock"] = abi
@@ -107,6 +110,13 @@ def _namespaces(policy: dict[str, Any], report: dict[str, Any]) -> int:
 def _inside(policy: dict[str, Any], report: dict[str, Any], flags: int, strict: bool) -> None:
     """In init, the first process of the new namespaces: the mounts and the network."""
     _linux.mount(None, "/", None, _linux.MS_REC | _linux.MS_PRIVATE)
+    if policy.get("read_only_mounts"):
+        try:
+            _read_only_mounts(_writable(policy))
+        except OSError as exc:
+            if strict:
+                raise SetupError(f"cannot make the file system read-only ({exc})") from exc
+            report["read_only"] = False
     try:
         _linux.mount("proc", "/proc", "proc", _linux.MS_NOSUID | _linux.MS_NODEV | _linux.MS_NOEXEC)
         report["proc"] = True
@@ -122,12 +132,18 @@ def _inside(policy: dict[str, Any], report: dict[str, Any], flags: int, strict: 
                 report["read_only"] = False
     report.setdefault("read_only", True)
     for path in policy.get("hidden", []):
-        if os.path.isdir(path):
-            try:
+        try:
+            if os.path.isdir(path):
                 _linux.hide_folder(path)
-            except OSError as exc:
-                if strict:
-                    raise SetupError(f"cannot hide {path} ({exc})") from exc
+            elif os.path.lexists(path):  # a socket: /dev/null in its place
+                _linux.mount("/dev/null", path, None, _linux.MS_BIND)
+        except OSError as exc:
+            if strict and exc.errno not in _UNREACHABLE:
+                raise SetupError(f"cannot hide {path} ({exc})") from exc
+    # The working folder still points into the mount it was in before the new ones went
+    # on top (a writable root's own, .git's): enter it again by its path.
+    with contextlib.suppress(OSError):
+        os.chdir(os.getcwd())
     if flags & _linux.CLONE_NEWNET:
         try:
             _linux.loopback_up()
@@ -136,6 +152,53 @@ def _inside(policy: dict[str, Any], report: dict[str, Any], flags: int, strict: 
             if strict:
                 raise SetupError(f"cannot set up the network namespace ({exc})") from exc
             report["network_namespace"] = False
+
+
+def _writable(policy: dict[str, Any]) -> list[str]:
+    """The policy's writable roots, with those that hold the home folder split around its
+    dotfiles (computed here: there may be more than one argument holds)."""
+    if not policy.get("beside_home"):
+        return list(policy.get("write", []))
+    from .protect import writable_paths
+
+    return writable_paths(policy.get("write", []), policy["beside_home"], policy["home"])
+
+
+#: Errors of a mount point this process cannot reach (a folder it may not enter, a mount
+#: hidden under another): nothing there to protect from it.
+_UNREACHABLE = frozenset({errno.ENOENT, errno.EACCES, errno.ENOTDIR, errno.ELOOP, errno.EINVAL})
+
+
+def _read_only_mounts(write: list[str]) -> None:
+    """Every mount read-only but the writable roots, as bubblewrap's read-only root does:
+    Landlock does not fence metadata (chmod, chown, utime, extended attributes), a read-only
+    mount does. Each writable root is first bound onto itself (with what is mounted below
+    it), so it is a mount of its own that stays writable; then every other mount point is
+    made read-only, keeping its other flags. A writable root may be a file (an entry of
+    the home folder, see ``protect.split_home``)."""
+    roots = [os.path.normpath(p) for p in write if os.path.exists(p) and not os.path.islink(p)]
+    found = set(roots)
+    for root in roots:
+        _linux.mount(root, root, None, _linux.MS_BIND | _linux.MS_REC)
+    for path, kept in _linux.mount_points():
+        if _under(path, found):
+            continue
+        try:
+            _linux.make_read_only(path, kept)
+        except OSError as exc:
+            if exc.errno not in _UNREACHABLE:
+                raise
+
+
+def _under(path: str, roots: set[str]) -> bool:
+    """Whether ``path`` is one of ``roots`` or below one (in the depth of ``path``)."""
+    while True:
+        if path in roots:
+            return True
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
 
 
 def _confine(policy: dict[str, Any], report: dict[str, Any], network_namespace: bool) -> None:

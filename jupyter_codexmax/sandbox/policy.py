@@ -5,6 +5,7 @@ probe of the launcher, once per process), and the one line that says which is in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -14,6 +15,17 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .protect import (
+    data_folder,
+    home_in,
+    is_protected,
+    program_folders,
+    protected_paths,
+    session_sockets,
+    split_home,
+    writable_paths,
+)
 
 if TYPE_CHECKING:
     from ..config import CodexMax
@@ -25,16 +37,15 @@ __all__ = [
     "SandboxStatus",
     "command_policy",
     "data_folder",
+    "is_protected",
     "probe",
     "protected_paths",
     "sandbox_status",
     "temp_folders",
+    "writable_folders",
 ]
 
 LAUNCHER = "jupyter_codexmax.sandbox.exec"
-
-#: Names the file tools never change and commands see read-only, wherever they are.
-PROTECTED_NAMES = frozenset({".git"})
 
 
 @dataclass(frozen=True)
@@ -51,18 +62,47 @@ class SandboxPolicy:
     #: in their place): this project's data (the session journal, the key that marks the
     #: sessions this machine wrote), which a command could otherwise read, and forge marks.
     hidden: tuple[str, ...] = ()
+    #: Every mount but the writable roots read-only (with namespaces): what Landlock does
+    #: not fence, changes of metadata (permissions, owner, times, extended attributes),
+    #: is refused there too.
+    read_only_mounts: bool = False
+    #: Writable roots that are or hold the home folder ``home``: the launcher writes
+    #: beside its dotfiles only (:func:`~.protect.split_home`, done there: the home
+    #: folder's entries could be more than one argument holds).
+    beside_home: tuple[str, ...] = ()
+    home: str = ""
 
     def to_json(self) -> str:
         data = asdict(self)
-        data["write"], data["read_only"] = list(self.write), list(self.read_only)
-        data["hidden"] = list(self.hidden)
+        for name in ("write", "read_only", "hidden", "beside_home"):
+            data[name] = list(data[name])
         return json.dumps(data)
+
+    def writable(self) -> list[str]:
+        """Every folder (or file) the process may write: ``write``, and ``beside_home``
+        split around the home folder's dotfiles."""
+        return writable_paths(self.write, self.beside_home, self.home)
 
     def wrap(self, argv: list[str]) -> list[str]:
         """``argv`` run through the launcher (Linux; elsewhere ``argv`` as it is)."""
         if not sys.platform.startswith("linux"):
             return list(argv)
-        return [sys.executable, "-m", LAUNCHER, self.to_json(), "--", *argv]
+        return [*launcher(), self.to_json(), "--", *argv]
+
+
+def launcher() -> list[str]:
+    """The command that starts the launcher. It runs before the sandbox is set up, in the
+    command's working folder, so it imports nothing from there: not ``python -m`` (which
+    puts the working folder first on ``sys.path``, where a ``json.py`` of the workspace
+    would run unconfined), but ``-I -S`` (no working folder, ``PYTHONPATH``, user site or
+    ``.pth`` files) with ``sys.path`` set to the standard library and the two packages it
+    needs (see :func:`program_folders`)."""
+    paths = [str(folder.parent) for folder in reversed(program_folders()[1:])]
+    code = (
+        f"import sys; sys.path += {paths!r}; import runpy; "
+        f"runpy.run_module({LAUNCHER!r}, run_name='__main__', alter_sys=True)"
+    )
+    return [sys.executable, "-I", "-S", "-c", code]
 
 
 @dataclass(frozen=True)
@@ -99,10 +139,10 @@ def probe() -> Capabilities:
     with tempfile.TemporaryDirectory(prefix="cxsbx-") as folder:
         target = Path(folder, "ro")
         target.mkdir()
-        policy = SandboxPolicy(True, True, False, (folder,), (str(target),))
+        policy = SandboxPolicy(True, True, False, (folder,), (str(target),), read_only_mounts=True)
         try:
             done = subprocess.run(
-                [sys.executable, "-m", LAUNCHER, "--probe", policy.to_json()],
+                [*launcher(), "--probe", policy.to_json()],
                 capture_output=True,
                 text=True,
                 timeout=30,
@@ -134,11 +174,15 @@ def sandbox_status(settings: CodexMax) -> SandboxStatus:
     if caps.landlock < 1:
         why = caps.problem or "Landlock is not available in this kernel"
         return SandboxStatus(False, f"not available here ({why})", caps)
-    parts = [f"Landlock ABI {caps.landlock}, writes only in the workspace and temp folders"]
+    where = "only in the workspace and temp folders"
     if caps.read_only:
+        parts = [f"Landlock ABI {caps.landlock}, writes (permissions and times too) {where}"]
         parts.append(".git read-only")
     else:
-        parts.append(f".git writable by commands (no mount namespace: {caps.problem})")
+        parts = [
+            f"Landlock ABI {caps.landlock}, writes {where} (permissions and times not fenced)",
+            f".git writable by commands (no mount namespace: {caps.problem})",
+        ]
     if settings.sandbox_network:
         parts.append("network allowed")
     elif caps.network_namespace:
@@ -164,62 +208,69 @@ def temp_folders() -> list[Path]:
     return out
 
 
-def data_folder() -> Path:
-    """This project's folder in the Jupyter data folder (the session journal, its index)."""
-    from ..session.journal import journal_folder
-
-    return journal_folder().parent
-
-
-def protected_paths(workspace: Workspace) -> list[Path]:
-    """Paths inside the workspace that nothing the agent runs may change: its ``.git``."""
-    return [workspace.root / name for name in sorted(PROTECTED_NAMES)]
+def extra_roots(settings: CodexMax) -> list[Path]:
+    """The folders of ``sandbox_writable_roots`` that exist, resolved."""
+    found = []
+    for extra in settings.sandbox_writable_roots:
+        folder = Path(os.path.expanduser(extra))
+        if folder.is_dir():
+            found.append(folder.resolve())
+    return found
 
 
-def is_protected(path: Path, workspace: Workspace) -> str | None:
-    """Why the file tools must not change ``path`` (resolved), or None: a ``.git`` folder or
-    file anywhere in the workspace, or the project's own data (the session journal)."""
-    try:
-        parts = path.relative_to(workspace.root).parts
-    except ValueError:
-        parts = path.parts
-    for part in parts:
-        if part.lower() in PROTECTED_NAMES:
-            return f"{part} is read-only for the agent (version control data)"
-    data = data_folder()
-    data = data.resolve() if data.exists() else data
-    if path == data or data in path.parents:
-        return "the session journal is read-only for the agent"
-    return None
+def writable_folders(settings: CodexMax) -> list[Path]:
+    """Where commands may write besides the workspace: the temp folders and
+    ``sandbox_writable_roots`` (what the pattern guard lets a command change)."""
+    return [*temp_folders(), *extra_roots(settings)]
 
 
 def command_policy(
     settings: CodexMax, workspace: Workspace, status: SandboxStatus | None = None
 ) -> SandboxPolicy:
     """The policy for the agent's shell commands (and a headless kernel): write in the
-    workspace, the temp folders and ``sandbox_writable_roots``; ``.git`` and the session
-    journal read-only; the network as ``sandbox_network`` says."""
+    workspace, the temp folders and ``sandbox_writable_roots``, but not the home folder's
+    top level where the workspace holds it (:func:`~.protect.split_home`); what
+    :func:`~.protect.protected_paths` names read-only; this project's data and the
+    sockets of the user's session (:func:`~.protect.session_sockets`) hidden; the
+    network as ``sandbox_network`` says."""
     status = status or sandbox_status(settings)
     if not status.active:
         return SandboxPolicy()
-    write = [workspace.root, *temp_folders()]
-    for extra in settings.sandbox_writable_roots:
-        folder = Path(os.path.expanduser(extra))
-        if folder.is_dir():
-            write.append(folder.resolve())
+    temps = temp_folders()
+    roots = [workspace.root, *extra_roots(settings)]
+    beside_home = [r for r in roots if home_in(r) is not None]
+    plain = [r for r in roots if r not in beside_home]
+    plain += [t for t in temps if t not in plain]
+    home = home_in(beside_home[0]) if beside_home else None
+    write = [*plain, *split_home(beside_home, home=home)]
+    # Made now if missing (a first run), so it is hidden from this command too: else a
+    # command run beside the first session (--jobs) could read the key it writes there.
+    data = data_folder()
+    with contextlib.suppress(OSError):
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)
     read_only: list[Path] = []
+    hidden: list[Path] = []
     if status.capabilities.read_only:
-        candidates = [*protected_paths(workspace), data_folder()]
-        for path in candidates:
-            inside = any(path == root or root in path.parents for root in write)
-            if inside and os.path.lexists(path):
+        in_write = set(write)
+        for path in protected_paths(workspace):
+            inside = any(p in in_write for p in (path, *path.parents))
+            if inside and os.path.lexists(path) and path not in read_only:
                 read_only.append(path)
-    hidden = [data_folder()] if status.capabilities.read_only else []
+        hidden = [data] if data.is_dir() else []
+        # Not the workspace, nor a folder holding it (nothing of it would be seen).
+        hidden += [
+            p
+            for p in session_sockets(temps)
+            if not workspace.contains(p) and p not in workspace.root.parents
+        ]
     return SandboxPolicy(
         landlock=True,
         namespaces=status.capabilities.namespaces,
         network=settings.sandbox_network,
-        write=tuple(str(p) for p in write),
+        write=tuple(str(p) for p in plain),
+        beside_home=tuple(str(p) for p in beside_home),
+        home=str(home or ""),
         read_only=tuple(str(p) for p in read_only if p not in hidden),
-        hidden=tuple(str(p) for p in hidden if p.is_dir()),
+        hidden=tuple(str(p) for p in hidden),
+        read_only_mounts=status.capabilities.read_only,
     )

@@ -4,22 +4,25 @@ ones aimed outside the workspace before they run.
 It is a courtesy, not the fence: the sandbox (``jupyter_codexmax.sandbox``) is what stops
 a command that writes outside the workspace, whatever its spelling. The guard refuses
 ``sudo``, and commands that delete, move, overwrite or change the permissions of paths
-outside the workspace (``rm``, ``mv``, ``cp``, ``dd of=``, ``chmod``, ``> file``, ``find
--delete``...), and destructive commands it cannot read (built with ``$(...)``, backticks or
-``eval``), with a message the model can act on. ``bash -c``, ``python3 -c``, a pipe into
-``sh`` and their like pass through it. ``CodexMax.allow_destructive_outside_workspace``
-turns it off.
+outside the workspace and the other folders the sandbox lets commands write (the temp
+folders: ``cp a.csv /tmp/`` is fine, ``rm -rf /tmp/*`` is not) (``rm``, ``mv``, the
+destination of ``cp`` and ``ln``, ``dd of=``, ``chmod``, ``> file``, ``find -delete``...),
+and destructive commands it cannot read (built with ``$(...)``, backticks or ``eval``),
+with a message the model can act on. It reads a command line in one linear pass.
+``bash -c``, ``python3 -c``, a pipe into ``sh`` and their like pass through it.
+``CodexMax.allow_destructive_outside_workspace`` turns it off.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import re
-import shlex
+from collections.abc import Sequence
 from pathlib import Path
 
-from ..workspace import Workspace
+from ..workspace import MAX_PATH, Workspace
 
 __all__ = ["check_command"]
 
@@ -79,13 +82,49 @@ _REDIRECTS = {">", ">>", "&>", ">|", "&>>", "1>", "2>", "1>>", "2>>"}
 _HARMLESS_TARGETS = {"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"}
 
 
+#: The pieces of a command line, as POSIX ``shlex`` with ``punctuation_chars`` reads them
+#: (blanks, runs of operator characters, quoted strings, escapes, plain characters), in
+#: one linear pass: ``shlex`` builds a long word a character at a time, which takes
+#: quadratic time.
+_PIECES = re.compile(
+    r"""([ \t\r\f\v]+)|([;&|()<>]+)|'([^']*)'|"((?:[^"\\]|\\.)*)"|\\(.)"""
+    r"""|([^ \t\r\f\v;&|()<>'"\\]+)|(.)""",
+    re.DOTALL,
+)
+_IN_DOUBLE_QUOTES = re.compile(r'\\(["\\])')
+
+
+def _tokens(command: str) -> list[str]:
+    """The words and operators of a command line; :class:`ValueError` for an unclosed
+    quote or a trailing backslash."""
+    tokens: list[str] = []
+    word: list[str] = []
+    in_word = False
+    for match in _PIECES.finditer(command):
+        blank, operator, single, double, escaped, plain, stray = match.groups()
+        if blank is not None or operator is not None:
+            if in_word:
+                tokens.append("".join(word))
+                word, in_word = [], False
+            if operator is not None:
+                tokens.append(operator)
+            continue
+        if stray is not None:
+            raise ValueError("No escaped character" if stray == "\\" else "No closing quotation")
+        if double is not None:
+            word.append(_IN_DOUBLE_QUOTES.sub(r"\1", double))
+        else:
+            word.append(next(p for p in (single, escaped, plain) if p is not None))
+        in_word = True
+    if in_word:
+        tokens.append("".join(word))
+    return tokens
+
+
 def _words(command: str) -> list[list[str]]:
     """The simple commands of a command line, as word lists (redirections kept)."""
-    lexer = shlex.shlex(command.replace("\n", " ; "), posix=True, punctuation_chars=";&|()<>")
-    lexer.whitespace_split = True
-    lexer.commenters = ""
     commands: list[list[str]] = [[]]
-    for token in lexer:
+    for token in _tokens(command.replace("\n", " ; ")):
         if token in _SEPARATORS:
             commands.append([])
         else:
@@ -94,9 +133,29 @@ def _words(command: str) -> list[list[str]]:
 
 
 def check_command(
-    command: str, cwd: Path, workspace: Workspace, environ: dict[str, str] | None = None
+    command: str,
+    cwd: Path,
+    workspace: Workspace,
+    environ: dict[str, str] | None = None,
+    writable: Sequence[Path] = (),
 ) -> str | None:
-    """Why ``command`` is refused, or None."""
+    """Why ``command`` is refused, or None: a change outside the workspace and outside
+    the folders in ``writable`` (resolved; the other folders the sandbox lets commands
+    write: the temp folders...). Linear in the command's length."""
+    token = _FOLDERS.set({})
+    try:
+        return _check(command, cwd, workspace, environ, writable)
+    finally:
+        _FOLDERS.reset(token)
+
+
+def _check(
+    command: str,
+    cwd: Path,
+    workspace: Workspace,
+    environ: dict[str, str] | None,
+    writable: Sequence[Path],
+) -> str | None:
     env = dict(os.environ if environ is None else environ)
     verbs_anywhere = set(re.findall(r"[A-Za-z][A-Za-z0-9_.+-]*", command)) & DESTRUCTIVE
     if ("$(" in command or "`" in command or re.search(r"\beval\b", command)) and verbs_anywhere:
@@ -108,6 +167,7 @@ def check_command(
         commands = _words(command)
     except ValueError as exc:
         return f"the command cannot be read ({exc})"
+    seen: set[tuple[Path, str]] = set()
     for simple in commands:
         words = _strip_wrappers(simple)
         if not words:
@@ -129,7 +189,10 @@ def check_command(
         if verb in DESTRUCTIVE:
             targets.extend(_path_arguments(verb, args))
         for target in targets:
-            problem = _outside(target, cwd, workspace, env)
+            if (cwd, target) in seen:
+                continue
+            seen.add((cwd, target))
+            problem = _outside(target, cwd, workspace, env, writable)
             if problem:
                 return f"{verb} would change {problem}, outside the workspace"
     return None
@@ -204,10 +267,35 @@ def _resolve(target: str, cwd: Path, env: dict[str, str]) -> Path | None:
     path = Path(expanded)
     if not path.is_absolute():
         path = cwd / path
-    resolved = Path(os.path.normpath(path))
+    normal = Path(os.path.normpath(path))
+    # Links are followed only in a path that can exist: resolving one of thousands of
+    # parts takes time quadratic in its length, and no such path can be opened anyway.
+    if len(str(normal)) > MAX_PATH:
+        return normal
+    # The folder is resolved once per command line (``rm a1 a2 ...`` has one folder),
+    # the last part only when it is a link.
+    folder = _real_folder(str(normal.parent))
+    resolved = folder / normal.name if normal.name else folder
     with contextlib.suppress(OSError):
-        resolved = resolved.resolve()
+        if resolved.is_symlink():
+            with contextlib.suppress(RuntimeError):
+                resolved = resolved.resolve()
     return resolved
+
+
+def _real_folder(folder: str) -> Path:
+    cache = _FOLDERS.get()
+    found = cache.get(folder)
+    if found is None:
+        found = Path(folder)
+        with contextlib.suppress(OSError, RuntimeError):
+            found = found.resolve()
+        cache[folder] = found
+    return found
+
+
+#: Folders resolved while one command line is checked (a fresh cache for each).
+_FOLDERS: contextvars.ContextVar[dict[str, Path]] = contextvars.ContextVar("folders")
 
 
 def _expand(text: str, env: dict[str, str]) -> str:
@@ -251,6 +339,8 @@ def _path_arguments(verb: str, args: list[str]) -> list[str]:
             elif a.startswith("--directory="):
                 targets.append(a.split("=", 1)[1])
         return targets or ["."]
+    if verb in _COPIES:
+        return _destination(verb, args)
     paths = []
     for a in args:
         if a.startswith("--") and "=" in a:
@@ -260,7 +350,47 @@ def _path_arguments(verb: str, args: list[str]) -> list[str]:
     return paths
 
 
-def _outside(target: str, cwd: Path, workspace: Workspace, env: dict[str, str]) -> str | None:
+#: Commands that only read their sources and write one destination (``mv`` is not one:
+#: its sources leave their folder).
+_COPIES = frozenset({"cp", "ln", "install", "rsync"})
+
+
+def _destination(verb: str, args: list[str]) -> list[str]:
+    """Where ``cp``, ``ln``, ``install`` or ``rsync`` writes: ``-t DIR``, else the last
+    path; ``ln`` with one path makes the link in the working folder. ``rsync
+    --remove-source-files`` changes its sources too."""
+    positional: list[str] = []
+    target = None
+    takes_value = {"-t", "--target-directory", "-S", "--suffix", "-m", "--mode", "-o", "-g"}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            positional += args[i + 1 :]
+            break
+        if a in ("-t", "--target-directory") and i + 1 < len(args):
+            target = args[i + 1]
+        elif a.startswith("--target-directory="):
+            target = a.split("=", 1)[1]
+        elif a.startswith("-t") and len(a) > 2 and verb != "rsync":
+            target = a[2:]
+        elif not a.startswith("-"):
+            positional.append(a)
+        if a in takes_value and verb != "rsync":
+            i += 1
+        i += 1
+    if verb == "rsync" and "--remove-source-files" in args:
+        return positional
+    if target is not None:
+        return [target]
+    if verb == "ln" and len(positional) == 1:
+        return ["."]
+    return positional[-1:]
+
+
+def _outside(
+    target: str, cwd: Path, workspace: Workspace, env: dict[str, str], writable: Sequence[Path]
+) -> str | None:
     if target in _HARMLESS_TARGETS:
         return None
     expanded = os.path.expanduser(_expand(target, env))
@@ -276,5 +406,9 @@ def _outside(target: str, cwd: Path, workspace: Workspace, env: dict[str, str]) 
     if resolved is None:
         return f"{target} (an unknown variable)"
     if workspace.contains(resolved):
+        return None
+    # Below a folder the sandbox lets commands write (a temp folder): fine, but not the
+    # folder itself (``rm -rf /tmp/*`` is judged at /tmp).
+    if any(root in resolved.parents for root in writable):
         return None
     return str(resolved)

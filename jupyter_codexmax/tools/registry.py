@@ -105,6 +105,10 @@ class Tool(abc.ABC):
         """A short line saying what the call does, for logs and approval prompts."""
         return self.name
 
+    def check(self, args: dict[str, Any]) -> None:  # noqa: B027 (optional: none by default)
+        """Rules the schema cannot say, checked with it before the call goes on: raise
+        :class:`ToolError` with a message the model can act on."""
+
     def approval_detail(self, ctx: ToolContext, args: dict[str, Any]) -> str:
         """What a person deciding on the call should see (the code to run, the command)."""
         import json
@@ -163,6 +167,7 @@ class ToolRegistry:
         except ToolArgumentsError as exc:
             raise ToolError(str(exc)) from exc
         check_arguments(tool.parameters, args)
+        tool.check(args)
         return tool, args
 
 

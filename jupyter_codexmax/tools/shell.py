@@ -16,6 +16,7 @@ act on; it is a courtesy, and the sandbox is the fence.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 from typing import Any
@@ -29,6 +30,9 @@ from .registry import Access, Tool, ToolContext, ToolError, ToolResult
 __all__ = ["Shell", "check_command"]
 
 OUTPUT_LIMIT = 12_000
+#: Bytes of a command (as UTF-8). The command is one argument to ``bash -c``, and Linux
+#: takes at most 128 KiB in one argument; a longer script belongs in a file.
+MAX_COMMAND = 100_000
 #: Seconds a command may run when the model gives no timeout.
 DEFAULT_TIMEOUT = 120.0
 
@@ -45,7 +49,11 @@ class Shell(Tool):
     parameters = {
         "type": "object",
         "properties": {
-            "command": {"type": "string"},
+            "command": {
+                "type": "string",
+                "description": f"At most {MAX_COMMAND:,} bytes; write a longer script to a "
+                "file and run the file.",
+            },
             "cwd": {"type": "string", "description": "A folder in the workspace."},
             "timeout": {"type": "number", "description": "Seconds (default 120)."},
         },
@@ -58,6 +66,15 @@ class Shell(Tool):
         command = " ".join(str(args.get("command", "")).split())
         return "shell " + (command if len(command) <= 80 else command[:77] + "...")
 
+    def check(self, args: dict[str, Any]) -> None:
+        size = len(str(args.get("command", "")).encode("utf-8", "surrogatepass"))
+        if size > MAX_COMMAND:
+            raise ToolError(
+                f"the command is {size:,} bytes long; at most {MAX_COMMAND:,} are accepted "
+                "(one argument is limited to 128 KiB): write the script to a file "
+                "(apply_patch) and run the file"
+            )
+
     def approval_detail(self, ctx: ToolContext, args: dict[str, Any]) -> str:
         from ..sandbox import sandbox_status
 
@@ -68,6 +85,8 @@ class Shell(Tool):
     async def run(self, ctx: ToolContext, args: dict[str, Any]) -> ToolResult:
         from ..sandbox import command_policy, run_command
 
+        self.check(args)
+
         try:
             cwd = ctx.workspace.resolve(args.get("cwd") or ".", must_exist=True)
         except PathError as exc:
@@ -76,7 +95,14 @@ class Shell(Tool):
             raise ToolError(f"{args.get('cwd')} is not a folder")
         command = str(args["command"])
         if not ctx.settings.allow_destructive_outside_workspace:
-            reason = check_command(command, cwd, ctx.workspace)
+            from ..sandbox.policy import writable_folders
+
+            # In a thread: the event loop (and with it a stop or the run's time limit)
+            # never waits for the guard.
+            writable = writable_folders(ctx.settings)
+            reason = await asyncio.to_thread(
+                check_command, command, cwd, ctx.workspace, None, writable
+            )
             if reason:
                 raise ToolError(f"refused: {reason}")
         timeout = float(args.get("timeout") or DEFAULT_TIMEOUT)
