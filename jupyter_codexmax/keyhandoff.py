@@ -41,7 +41,13 @@ def restart_without_key(variable: str, module: str = "jupyter_codexmax") -> None
     env[HANDOFF_VARIABLE] = f"{read}:{variable}"
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], env)
+    # Not ``python -m``: that puts the working folder first on sys.path, and a
+    # ``traitlets.py`` there would run inside the agent, with the key.
+    start = (
+        "import sys; del sys.path[0]; import runpy; "
+        f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
+    )
+    os.execve(sys.executable, [sys.executable, "-c", start, *sys.argv[1:]], env)
 
 
 def handed_over_key(variable: str) -> str:

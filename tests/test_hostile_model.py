@@ -207,3 +207,18 @@ def test_a_scheduler_stopping_the_run_ends_it_cleanly(
         ["pgrep", "-f", str(notebook.parent)], capture_output=True, text=True, check=False
     )
     assert left.stdout.strip() == "", "no kernel left running"
+
+
+def test_a_module_in_the_working_folder_never_runs_in_the_agent(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """The run restarts itself to leave the key out of its environment: a ``traitlets.py``
+    where it runs is not imported in its place (it would hold the key)."""
+    marker = tmp_path / "imported"
+    (tmp_path / "traitlets.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    (tmp_path / "httpx.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    notebook = make_notebook(tmp_path / "nb.ipynb", [("c1", "code", "x = 1")])
+    scripted_server.load([{"text": "ok"}])
+    result = run(notebook, scripted_server)
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists()
