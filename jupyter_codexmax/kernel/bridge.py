@@ -26,7 +26,7 @@ __all__ = ["PROTOCOL", "TARGET", "Bridge", "BridgeError"]
 log = logging.getLogger("jupyter_codexmax.kernel")
 
 TARGET = "jupyter_codexmax.bridge"
-PROTOCOL = 1
+PROTOCOL = 2
 #: Seconds a request waits for the frontend's reply (a run waits for its cells' time limit
 #: on top of this).
 REPLY_TIMEOUT = 30.0
@@ -35,7 +35,12 @@ Handler = Callable[[dict[str, Any]], Any]
 
 
 class BridgeError(CodexmaxError):
-    """The frontend answered a request with an error, or not at all."""
+    """The frontend answered a request with an error, or not at all. ``stale``: the cells
+    a ``notebook.edit`` named that the user changed since the kernel read them."""
+
+    def __init__(self, message: str, *, stale: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.stale = stale or []
 
 
 class Bridge:
@@ -138,7 +143,18 @@ class Bridge:
 
     def _received(self, comm: Any, msg: dict[str, Any]) -> None:
         self.main.adopt_loop()
-        data = msg.get("content", {}).get("data") or {}
+        data = msg.get("content", {}).get("data")
+        if not isinstance(data, dict):
+            kind_of = type(data).__name__
+            comm.send(
+                {
+                    "type": "reply",
+                    "id": None,
+                    "ok": False,
+                    "error": f"a bridge message must be a JSON object, not {kind_of}",
+                }
+            )
+            return
         kind = data.get("type")
         if kind == "welcome":
             self._welcome(comm, data)
@@ -151,13 +167,22 @@ class Bridge:
             if data.get("ok"):
                 future.set_result(data.get("result") or {})
             else:
-                future.set_exception(BridgeError(str(data.get("error") or "the frontend failed")))
+                stale = data.get("stale")
+                future.set_exception(
+                    BridgeError(
+                        str(data.get("error") or "the frontend failed"),
+                        stale=[str(s) for s in stale] if isinstance(stale, list) else None,
+                    )
+                )
         elif kind == "request":
             self._serve(comm, data)
         # Other notifications are ignored (none in protocol 1).
 
     def _serve(self, comm: Any, data: dict[str, Any]) -> None:
         request_id = data.get("id")
+        if not isinstance(request_id, str) or not request_id:
+            comm.send({"type": "reply", "id": None, "ok": False, "error": "a request needs an id"})
+            return
         try:
             if not self.handlers and self.make_host is not None:
                 self.make_host()
@@ -187,7 +212,13 @@ class Bridge:
                 return
             self._waiting[request_id] = future
             self.comm.send(
-                {"type": "request", "id": request_id, "method": method, "params": params}
+                {
+                    "type": "request",
+                    "id": request_id,
+                    "method": method,
+                    "params": params,
+                    **self._to(),
+                }
             )
 
         self.main.post(send)
@@ -208,6 +239,12 @@ class Bridge:
 
         def send() -> None:
             if self.present:
-                self.comm.send({"type": kind, **fields})
+                self.comm.send({"type": kind, **fields, **self._to()})
 
         self.main.post(send)
+
+    def _to(self) -> dict[str, str]:
+        """Whom a message is for: the frontend whose welcome made the bridge (others on the
+        same kernel, such as another browser tab on the notebook, ignore it)."""
+        client_id = self.peer.get("client_id")
+        return {"to": client_id} if isinstance(client_id, str) and client_id else {}

@@ -136,6 +136,10 @@ class EditNotebook(Tool):
                     results.append(await _apply(target, edit))
                 except (ToolError, CellNotFound) as exc:
                     raise ToolError(f"{where}: {exc}") from exc
+            if not ctx.propose_only:
+                # Written (the live notebook: sent to the frontend) before it is reported:
+                # the frontend refuses an edit of a cell the user changed meanwhile.
+                await doc.save()
         except BaseException:
             if not ctx.propose_only:
                 await doc.restore(before)
@@ -153,8 +157,6 @@ class EditNotebook(Tool):
                 edited.add(short_to_full[cell_id])
             if changed:
                 ctx.state.setdefault("cells_touched", set()).add(cell_id)
-        if changed:
-            await doc.save()
         head = (
             "PROPOSED, not applied (approval level read-only); the user can apply it:\n"
             if ctx.propose_only
