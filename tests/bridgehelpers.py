@@ -75,6 +75,13 @@ class FakeFrontend:
             "comm_open", {"comm_id": self.comm_id, "target_name": TARGET, "data": self.welcome()}
         )
 
+    def close_bridge(self) -> None:
+        """The notebook is closed: the frontend closes its end of the bridge."""
+        assert self.comm_id is not None
+        self._send("comm_close", {"comm_id": self.comm_id, "data": {}})
+        self.comm_id = None
+        self.hello = {}
+
     def send(self, data: Any) -> None:
         assert self.comm_id is not None
         self._send("comm_msg", {"comm_id": self.comm_id, "data": data})

@@ -440,3 +440,47 @@ def test_undo_of_a_cell_the_user_changed_since_is_refused(
     (said,) = [e["message"] for e in frontend.events if e["type"] == "Notice"]
     assert "changed cell data" in said, said
     assert frontend.cell("data").source == "x = 42  # now mine\nprint(x * 3)"
+
+
+def test_the_bridge_is_offered_again_when_the_frontend_closes_it(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """A notebook closed and opened again (its kernel kept): the kernel offers the bridge
+    again as soon as the frontend closes it, so the reopened notebook finds it open."""
+    path, kernel = bridged(tmp_path, scripted_server)
+    with kernel:
+        frontend = FakeFrontend(kernel, path)
+        frontend.pump(frontend.finished(frontend.execute("load")))
+        first = frontend.comm_id
+        assert first is not None
+        frontend.close_bridge()
+        frontend.pump(lambda: frontend.comm_id is not None)
+        assert frontend.comm_id != first and frontend.hello["type"] == "hello"
+        status = frontend.execute_code("%agent status")
+        frontend.pump(frontend.finished(status))
+    assert "live in test frontend (bridge)" in outputs_text(frontend, status)
+
+
+def test_a_session_saved_through_the_frontend_stays_this_machines(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """JupyterLab's model keeps numbers as JavaScript does (0.0 comes back as 0): the record
+    it saves must still carry a valid mark, or after a restart this machine's own session
+    would be continued as someone else's."""
+    from jupyter_codexmax.kernel.sessions import as_javascript_keeps_it
+    from jupyter_codexmax.session.integrity import is_ours, sign
+
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path))
+    record = sign({"id": "s1", "usage": {"cost_usd": 0.0, "tokens": 12}, "ratio": 0.5})
+
+    def through_javascript(value: dict[str, Any]) -> dict[str, Any]:
+        def number(text: str) -> float | int:
+            parsed = float(text)
+            return int(parsed) if parsed.is_integer() else parsed
+
+        return dict(json.loads(json.dumps(value), parse_float=number))
+
+    assert not is_ours(through_javascript(record)), "the mark breaks on the way"
+    kept = through_javascript(as_javascript_keeps_it(record))
+    assert is_ours(kept) and kept["ratio"] == 0.5
+    assert as_javascript_keeps_it({"id": "x", "n": 1.0}) == {"id": "x", "n": 1.0}, "unsigned"

@@ -58,6 +58,8 @@ class Bridge:
         #: host; ``make_host`` creates it on the first request if need be.
         self.handlers: dict[str, Handler] = {}
         self.make_host: Callable[[], object] | None = None
+        #: Whether this kernel offers the bridge (a frontend someone watches).
+        self._offered = False
 
     @property
     def present(self) -> bool:
@@ -74,8 +76,15 @@ class Bridge:
 
         manager = comm_module.get_comm_manager()
         manager.register_target(TARGET, self._opened_by_frontend)
-        if not offer:
-            return
+        if offer:
+            self._offer()
+
+    def _offer(self) -> None:
+        """Open a comm with our hello: a frontend that knows the target welcomes it (or,
+        opening later, finds it open and opens its own)."""
+        import comm as comm_module
+
+        self._offered = True
         try:
             opened = comm_module.create_comm(target_name=TARGET, data=self._hello())
         except Exception as exc:  # no frontend connection at all (terminal IPython)
@@ -87,6 +96,7 @@ class Bridge:
     def stop(self) -> None:
         import comm as comm_module
 
+        self._offered = False
         comm, self.comm, self.peer = self.comm, None, {}
         if comm is not None:
             try:
@@ -132,6 +142,10 @@ class Bridge:
         if comm is self.comm:
             self.comm, self.peer = None, {}
             self._fail_all("the frontend closed the bridge")
+            if self._offered:
+                # Offered again at once: the notebook reopened (in this page or another)
+                # finds it open and takes it (docs/bridge.md, "The comm").
+                self._offer()
 
     def _fail_all(self, why: str) -> None:
         waiting, self._waiting = self._waiting, {}
