@@ -66,6 +66,9 @@ export class NotebookBridge {
   ) {
     context.sessionContext.kernelChanged.connect(this._onKernelChanged, this);
     context.sessionContext.statusChanged.connect(this._onStatusChanged, this);
+    // Closing the notebook disposes its session (and kernel connection) before the
+    // notebook's own signals say so: the bridge closes first, while it can tell the kernel.
+    context.sessionContext.disposed.connect(() => this.dispose());
     const kernel = context.sessionContext.session?.kernel;
     if (kernel) {
       this._attach(kernel);
@@ -139,15 +142,15 @@ export class NotebookBridge {
     }
     this._disposed = true;
     const kernel = this._kernel;
+    const comm = this._comm;
     this._lost('the notebook was closed');
-    if (this._comm && !this._comm.isDisposed) {
+    if (comm && !comm.isDisposed) {
       try {
-        this._comm.close();
+        comm.close(); // the kernel fails what it waits for at once, and offers it again
       } catch {
         // the kernel is gone already
       }
     }
-    this._comm = null;
     if (kernel && !kernel.isDisposed) {
       kernel.removeCommTarget(TARGET, this._onCommOpened);
     }
