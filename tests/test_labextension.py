@@ -44,6 +44,7 @@ def test_a_wheel_built_without_node_installs_and_lists_the_extension(tmp_path: P
     dist = tmp_path / "dist"
     built = subprocess.run(
         [uv, "build", "--wheel", "--out-dir", str(dist), str(ROOT)],
+        check=False,
         env=env,
         capture_output=True,
         text=True,
@@ -57,10 +58,13 @@ def test_a_wheel_built_without_node_installs_and_lists_the_extension(tmp_path: P
         [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
         [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), str(wheel)],
     ):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            command, check=False, env=env, capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, done.stderr[-3000:]
     listed = subprocess.run(
         [str(venv / "bin" / "jupyter"), "labextension", "list"],
+        check=False,
         env={**env, "JUPYTER_PLATFORM_DIRS": "1", "HOME": str(tmp_path / "home")},
         capture_output=True,
         text=True,

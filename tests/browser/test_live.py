@@ -452,3 +452,38 @@ def test_the_notebook_closed_mid_request(
     assert scripted_server.failures == []
     saved = lab.saved("closing.ipynb")
     assert [c["source"] for c in saved["cells"][:3]] == [c["source"] for c in before["cells"][:3]]
+
+
+# -- 7. a run past its time limit ------------------------------------------------------------------
+
+
+def test_a_run_past_its_time_limit_is_interrupted(
+    page: Page, lab: Lab, scripted_server: ScriptedModelServer, screenshots: Path
+) -> None:
+    scripted_server.load(
+        [
+            {"calls": [call("run_cells", {"cell_ids": ["slow"], "timeout": 2})]},
+            {"expect": {"contains": "timeout"}, "text": "The cell ran past its time limit."},
+        ]
+    )
+    live = Live(
+        page,
+        lab,
+        "timeout.ipynb",
+        [
+            ("load", "%load_ext jupyter_codexmax"),
+            ("slow", "import time\nprint('starting')\ntime.sleep(60)"),
+            ("ask", ""),
+        ],
+    )
+    live.load()
+    started = time.monotonic()
+    live.ask("ask", "%%agent --approval auto\nRun the slow cell")
+    live.nb.wait_output(1, "KeyboardInterrupt")  # the frontend interrupted the kernel
+    summary = live.wait_summary("ask")
+    took = time.monotonic() - started
+    live.shoot(screenshots, "1-interrupted")
+    assert "past its time limit" in summary
+    assert "starting" in live.nb.output(1).inner_text(), "what it printed stays"
+    assert took < 30, f"interrupted at the limit, not after the cell's minute ({took:.0f} s)"
+    assert scripted_server.failures == []
