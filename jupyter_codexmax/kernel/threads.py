@@ -149,17 +149,27 @@ class MainThread:
         ``give_up_after`` seconds more (the agent may still need the main thread to stop),
         then ends."""
         give_up_at: float | None = None
+        job: _Job | None = None
         with self.hold():
-            while not done.done():
-                if give_up_at is not None and time.monotonic() > give_up_at:
-                    return False
-                job: _Job | None = None
+            while True:
+                # The whole loop is inside the try: an interrupt can land at any bytecode,
+                # the loop's jumps back included, and must never leave as a traceback. (On
+                # Python 3.11 an interrupt at a jump back to a loop's head is raised as if
+                # from the instruction before the head: a statement before the loop keeps
+                # that inside the try.)
                 try:
-                    try:
-                        job = self._queue.get(timeout=poll)
-                    except queue.Empty:
-                        continue
-                    job()
+                    job = None
+                    while not done.done():
+                        if give_up_at is not None and time.monotonic() > give_up_at:
+                            return False
+                        job = None
+                        try:
+                            job = self._queue.get(timeout=poll)
+                        except queue.Empty:
+                            continue
+                        job()
+                    self.drain()
+                    return True
                 except KeyboardInterrupt:
                     if job is not None and not job.started:
                         self._queue.put(job)  # interrupted before it ran: it still must
@@ -167,8 +177,6 @@ class MainThread:
                         continue
                     if not on_interrupt() and give_up_at is None:
                         give_up_at = time.monotonic() + give_up_after
-            self.drain()
-        return True
 
     def drain(self) -> None:
         """Run whatever work is queued now."""
