@@ -276,7 +276,8 @@ def main() -> int:
         f"{summary(big['settled']['times'])} (target: at most 200 ms): "
         f"**{met(big['settled']['times'], 200)}**; cells in the reply: {big['settled']['cells']}",
         f"- the same asked right as a cell of that notebook finishes running (as a turn's "
-        f"first read is, while JupyterLab is still busy with the run): "
+        "first read is, while the page still handles the run's messages; where JupyterLab "
+        "spends that time was not measured further): "
         f"{summary(big['now']['times'])}",
         f"- beside it, `notebook.get` of a {small['settled']['cells'][0]}-cell notebook: "
         f"settled {summary(small['settled']['times'])}; right after a run "
