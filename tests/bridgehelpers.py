@@ -22,6 +22,12 @@ from kernelhelpers import Kernel
 TARGET = "jupyter_codexmax.bridge"
 
 
+class StaleEdit(Exception):
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__(f"the user changed cell {', '.join(ids)} since the agent read it")
+        self.ids = ids
+
+
 class FakeFrontend:
     def __init__(self, kernel: Kernel, path: Path, *, accept: bool = True) -> None:
         self.kc = kernel.kc
@@ -34,8 +40,11 @@ class FakeFrontend:
         self.events: list[dict[str, Any]] = []
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.replies: dict[str, dict[str, Any]] = {}
+        #: Replies without an id (to messages the kernel could not read).
+        self.replies_none: list[dict[str, Any]] = []
         self.widgets: dict[str, dict[str, Any]] = {}
         self.saves = 0
+        self.client_id = uuid.uuid4().hex[:12]
         #: Executions in flight: msg_id -> (cell id or None, outputs, finished callback).
         self._running: dict[str, dict[str, Any]] = {}
         self._queue: list[tuple[str | None, str, Callable[[dict[str, Any]], None]]] = []
@@ -53,8 +62,9 @@ class FakeFrontend:
     def welcome(self) -> dict[str, Any]:
         return {
             "type": "welcome",
-            "protocol": 1,
+            "protocol": 2,
             "client": "test frontend",
+            "client_id": self.client_id,
             "notebook": {"path": self.path.name, "local_path": str(self.path)},
         }
 
@@ -65,7 +75,14 @@ class FakeFrontend:
             "comm_open", {"comm_id": self.comm_id, "target_name": TARGET, "data": self.welcome()}
         )
 
-    def send(self, data: dict[str, Any]) -> None:
+    def close_bridge(self) -> None:
+        """The notebook is closed: the frontend closes its end of the bridge."""
+        assert self.comm_id is not None
+        self._send("comm_close", {"comm_id": self.comm_id, "data": {}})
+        self.comm_id = None
+        self.hello = {}
+
+    def send(self, data: Any) -> None:
         assert self.comm_id is not None
         self._send("comm_msg", {"comm_id": self.comm_id, "data": data})
 
@@ -195,10 +212,15 @@ class FakeFrontend:
 
     def _bridge(self, data: dict[str, Any]) -> None:
         kind = data.get("type")
+        if data.get("to", self.client_id) != self.client_id:
+            return  # for another frontend on the same kernel
         if kind == "event":
             self.events.append(data["event"])
         elif kind == "reply":
-            self.replies[str(data["id"])] = data
+            if data.get("id") is None:
+                self.replies_none.append(data)
+            else:
+                self.replies[str(data["id"])] = data
         elif kind == "request":
             method, params = str(data["method"]), dict(data.get("params") or {})
             self.requests.append((method, params))
@@ -207,6 +229,17 @@ class FakeFrontend:
                     self._run(str(data["id"]), params)
                     return
                 result = self._answer(method, params)
+            except StaleEdit as exc:
+                self.send(
+                    {
+                        "type": "reply",
+                        "id": data["id"],
+                        "ok": False,
+                        "error": str(exc),
+                        "stale": exc.ids,
+                    }
+                )
+                return
             except Exception as exc:
                 self.send({"type": "reply", "id": data["id"], "ok": False, "error": str(exc)})
                 return
@@ -225,6 +258,7 @@ class FakeFrontend:
                 "dirty": self.dirty,
             }
         if method == "notebook.edit":
+            self._check(params["ops"])
             for op in params["ops"]:
                 self._edit(op)
             self.dirty = True
@@ -235,6 +269,23 @@ class FakeFrontend:
             self.dirty = False
             return {"saved": True}
         raise ValueError(f"unknown method {method}")
+
+    def _check(self, ops: list[dict[str, Any]]) -> None:
+        """As the extension does: the whole edit checked before any of it is made; a cell
+        whose source is not the op's ``base`` (the user changed it) refuses it all."""
+        sources = {c.id: c.source for c in self.nb.cells}
+        stale = []
+        for op in ops:
+            if op["op"] not in ("insert", "set_metadata") and op["id"] not in sources:
+                raise ValueError(f"no cell has id {op['id']!r}")
+            if "base" in op and sources[op["id"]] != op["base"]:
+                stale.append(op["id"])
+            if op["op"] in ("insert", "set_source"):
+                sources[op["id"]] = op["source"]
+            elif op["op"] == "delete":
+                del sources[op["id"]]
+        if stale:
+            raise StaleEdit(stale)
 
     def _edit(self, op: dict[str, Any]) -> None:
         cells = self.nb.cells
@@ -248,9 +299,24 @@ class FakeFrontend:
             }[op["cell_type"]]
             cell = maker(op["source"])
             cell.id = op["id"]
+            cell.metadata = nbformat.from_dict(op.get("metadata") or {})
+            if op["cell_type"] == "code":
+                cell.outputs = [nbformat.from_dict(o) for o in op.get("outputs") or []]
+                cell.execution_count = op.get("execution_count")
             cells.insert(op["index"], cell)
         elif kind == "set_source":
-            cells[index[op["id"]]].source = op["source"]
+            cell = cells[index[op["id"]]]
+            if op.get("cell_type", cell.cell_type) != cell.cell_type:
+                maker = {
+                    "code": nbformat.v4.new_code_cell,
+                    "markdown": nbformat.v4.new_markdown_cell,
+                    "raw": nbformat.v4.new_raw_cell,
+                }[op["cell_type"]]
+                new = maker(op["source"])
+                new.id, new.metadata = cell.id, cell.metadata
+                cells[index[op["id"]]] = new
+            else:
+                cell.source = op["source"]
         elif kind == "delete":
             del cells[index[op["id"]]]
         elif kind == "move":
@@ -263,9 +329,6 @@ class FakeFrontend:
                 self.nb.metadata[op["key"]] = op["value"]
         elif kind == "set_outputs":
             cells[index[op["id"]]].outputs = [nbformat.from_dict(o) for o in op["outputs"]]
-        elif kind == "replace":
-            self.nb.cells = [nbformat.from_dict(c) for c in op["cells"]]
-            self.nb.metadata = nbformat.from_dict(op["metadata"])
         else:
             raise ValueError(f"unknown op {kind}")
 

@@ -51,7 +51,7 @@ def test_a_turn_in_the_background_on_the_live_notebook(
         frontend = FakeFrontend(kernel, path)
         loading = frontend.execute("load")
         frontend.pump(frontend.finished(loading))
-        assert frontend.hello["type"] == "hello" and frontend.hello["protocol"] == 1
+        assert frontend.hello["type"] == "hello" and frontend.hello["protocol"] == 2
         status = frontend.execute_code("%agent status")
         frontend.pump(frontend.finished(status))
         text = "".join(o.get("text", "") for o in frontend.done[status]["outputs"])
@@ -343,3 +343,144 @@ def test_without_a_cell_id_the_summary_replaces_the_panel_by_its_display(
         frontend.pump(lambda: "The answer is 42." in outputs_text(frontend, turn))
     (panel,) = frontend.done[turn]["outputs"]
     assert "application/vnd.jupyter.widget-view+json" not in panel["data"]
+
+
+# -- protocol 2: edits checked against what the user typed --------------------------------------
+
+
+def test_an_edit_of_a_cell_the_user_changed_is_refused_and_the_model_told(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """The user types into the cell after the agent read the notebook: the agent's edit of
+    it is refused whole (its edit of another cell with it too), the user's text stays, the
+    model is told to read again, reads the user's text and edits that."""
+    mine = "x = 21  # the user's\nprint(x * 3)"
+    scripted_server.load(
+        [
+            {"calls": [call("edit_notebook", {"edits": [
+                {"action": "replace", "cell_id": "load", "source": "%load_ext jupyter_codexmax\n"},
+                {"action": "replace", "cell_id": "data", "source": "x = 42\nprint(x * 3)"}]})]},
+            {"expect": {"contains": "the user changed cell data in the notebook since you read it"},
+             "calls": [call("read_notebook", {})]},
+            {"expect": {"contains": "# the user's"},
+             "calls": [call("edit_notebook", {"edits": [
+                 {"action": "find_replace", "cell_id": "data", "find": "21", "replace": "42"}]})]},
+            {"text": "Done, keeping your comment."},
+        ]
+    )  # fmt: skip
+    path, kernel = bridged(tmp_path, scripted_server)
+    with kernel:
+        frontend = FakeFrontend(kernel, path)
+        answer = frontend._answer
+        reads = []
+
+        def typing(method: str, params: dict[str, Any]) -> dict[str, Any]:
+            result = answer(method, params)
+            if method == "notebook.get":
+                reads.append(result)
+                if len(reads) == 1:
+                    frontend.cell("data").source = mine  # typed once the agent has read it
+            return result
+
+        frontend._answer = typing  # type: ignore[method-assign]
+        frontend.pump(frontend.finished(frontend.execute("load")))
+        frontend.pump(frontend.finished(frontend.execute("ask")))
+        frontend.pump(frontend.turn_finished())
+        frontend.pump(lambda: not frontend.dirty)
+    assert scripted_server.failures == []
+    assert frontend.cell("data").source == "x = 42  # the user's\nprint(x * 3)"
+    assert frontend.cell("load").source == "%load_ext jupyter_codexmax", "refused whole"
+    edits = [p for m, p in frontend.requests if m == "notebook.edit" and "base" in p["ops"][0]]
+    assert [len(p["ops"]) for p in edits] == [2, 1], "one request per edit, every op in it"
+    assert edits[0]["ops"][1]["base"] == "x = 21\nprint(x * 3)"
+    assert len(reads) == 2, "read again after the refusal"
+    finished = [e for e in frontend.events if e["type"] == "TurnFinished"][-1]
+    assert finished["status"] == "done"
+    failed = [e for e in frontend.events if e["type"] == "ToolCallFinished" and not e["ok"]]
+    assert len(failed) == 1 and "since you read it" in failed[0]["summary"]
+    edited = [e["cell_id"] for e in frontend.events if e["type"] == "CellEdited"]
+    assert edited == ["data"], "the refused edit is not reported as made"
+
+
+def test_bad_messages_from_the_frontend_get_an_error_reply(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    path, kernel = bridged(tmp_path, scripted_server)
+    with kernel:
+        frontend = FakeFrontend(kernel, path)
+        frontend.pump(frontend.finished(frontend.execute("load")))
+        before = frontend.nb.copy()
+        frontend.send("not an object")
+        frontend.send({"type": "request", "method": "agent.status"})  # no id
+        unknown = frontend.request("notebook.fly")
+        frontend.pump(lambda: unknown in frontend.replies and len(frontend.replies_none) == 2)
+        status = frontend.execute_code("%agent status")
+        frontend.pump(frontend.finished(status))
+    errors = [r["error"] for r in frontend.replies_none]
+    assert errors == ["a bridge message must be a JSON object, not str", "a request needs an id"]
+    assert frontend.replies[unknown]["error"] == "unknown method 'notebook.fly'"
+    assert frontend.nb == before
+    assert "idle" in outputs_text(frontend, status), "the kernel carries on"
+
+
+def test_undo_of_a_cell_the_user_changed_since_is_refused(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    scripted_server.load([EDIT_DATA, {"text": "edited"}])
+    path, kernel = bridged(tmp_path, scripted_server)
+    with kernel:
+        frontend = FakeFrontend(kernel, path)
+        frontend.pump(frontend.finished(frontend.execute("load")))
+        frontend.pump(frontend.finished(frontend.execute("ask")))
+        frontend.pump(frontend.turn_finished())
+        frontend.cell("data").source = "x = 42  # now mine\nprint(x * 3)"
+        undo = frontend.execute_code("%agent undo")
+        frontend.pump(frontend.finished(undo))
+        frontend.pump(lambda: notice(frontend, "undo:"))
+    (said,) = [e["message"] for e in frontend.events if e["type"] == "Notice"]
+    assert "changed cell data" in said, said
+    assert frontend.cell("data").source == "x = 42  # now mine\nprint(x * 3)"
+
+
+def test_the_bridge_is_offered_again_when_the_frontend_closes_it(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """A notebook closed and opened again (its kernel kept): the kernel offers the bridge
+    again as soon as the frontend closes it, so the reopened notebook finds it open."""
+    path, kernel = bridged(tmp_path, scripted_server)
+    with kernel:
+        frontend = FakeFrontend(kernel, path)
+        frontend.pump(frontend.finished(frontend.execute("load")))
+        first = frontend.comm_id
+        assert first is not None
+        frontend.close_bridge()
+        frontend.pump(lambda: frontend.comm_id is not None)
+        assert frontend.comm_id != first and frontend.hello["type"] == "hello"
+        status = frontend.execute_code("%agent status")
+        frontend.pump(frontend.finished(status))
+    assert "live in test frontend (bridge)" in outputs_text(frontend, status)
+
+
+def test_a_session_saved_through_the_frontend_stays_this_machines(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """JupyterLab's model keeps numbers as JavaScript does (0.0 comes back as 0): the record
+    it saves must still carry a valid mark, or after a restart this machine's own session
+    would be continued as someone else's."""
+    from jupyter_codexmax.kernel.sessions import as_javascript_keeps_it
+    from jupyter_codexmax.session.integrity import is_ours, sign
+
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path))
+    record = sign({"id": "s1", "usage": {"cost_usd": 0.0, "tokens": 12}, "ratio": 0.5})
+
+    def through_javascript(value: dict[str, Any]) -> dict[str, Any]:
+        def number(text: str) -> float | int:
+            parsed = float(text)
+            return int(parsed) if parsed.is_integer() else parsed
+
+        return dict(json.loads(json.dumps(value), parse_float=number))
+
+    assert not is_ours(through_javascript(record)), "the mark breaks on the way"
+    kept = through_javascript(as_javascript_keeps_it(record))
+    assert is_ours(kept) and kept["ratio"] == 0.5
+    assert as_javascript_keeps_it({"id": "x", "n": 1.0}) == {"id": "x", "n": 1.0}, "unsigned"

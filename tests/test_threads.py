@@ -81,3 +81,46 @@ def test_while_held_work_waits_for_the_cell() -> None:
         assert later.result(timeout=0) == "later"
     finally:
         loop.close()
+
+
+def test_no_interrupt_escapes_serving() -> None:
+    """An interrupt that comes between two polls of the queue (at the loop's jump back, not
+    inside a call) is the agent's to handle too, never a KeyboardInterrupt out of the cell
+    (seen in JupyterLab: the stop button's interrupt came out as a traceback and the turn
+    went on)."""
+    import signal
+
+    main = MainThread(None)
+    done: concurrent.futures.Future[None] = concurrent.futures.Future()
+    handled: list[int] = []
+    ident = threading.get_ident()
+    stop = threading.Event()
+    serving = threading.Event()
+
+    def pester() -> None:
+        """One interrupt at a time (each handled before the next, as a person's clicks
+        are), at random points of the serving loop."""
+        serving.wait(10)
+        for number in range(1, 801):
+            if stop.is_set():
+                return
+            signal.pthread_kill(ident, signal.SIGINT)
+            deadline = time.monotonic() + 1
+            while len(handled) < number and time.monotonic() < deadline:
+                time.sleep(0.0001)
+            time.sleep(0.0002 * (number % 7))
+        done.set_result(None)
+
+    def on_interrupt() -> bool:
+        handled.append(1)
+        return True
+
+    thread = threading.Thread(target=pester)
+    thread.start()
+    main.submit(serving.set)  # the first job serve runs: the interrupts start then
+    try:
+        main.serve(done, on_interrupt=on_interrupt, poll=0.0005)
+    finally:
+        stop.set()
+        thread.join()
+    assert handled, "the interrupts reached the handler"

@@ -26,7 +26,7 @@ __all__ = ["PROTOCOL", "TARGET", "Bridge", "BridgeError"]
 log = logging.getLogger("jupyter_codexmax.kernel")
 
 TARGET = "jupyter_codexmax.bridge"
-PROTOCOL = 1
+PROTOCOL = 2
 #: Seconds a request waits for the frontend's reply (a run waits for its cells' time limit
 #: on top of this).
 REPLY_TIMEOUT = 30.0
@@ -35,7 +35,12 @@ Handler = Callable[[dict[str, Any]], Any]
 
 
 class BridgeError(CodexmaxError):
-    """The frontend answered a request with an error, or not at all."""
+    """The frontend answered a request with an error, or not at all. ``stale``: the cells
+    a ``notebook.edit`` named that the user changed since the kernel read them."""
+
+    def __init__(self, message: str, *, stale: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.stale = stale or []
 
 
 class Bridge:
@@ -53,6 +58,8 @@ class Bridge:
         #: host; ``make_host`` creates it on the first request if need be.
         self.handlers: dict[str, Handler] = {}
         self.make_host: Callable[[], object] | None = None
+        #: Whether this kernel offers the bridge (a frontend someone watches).
+        self._offered = False
 
     @property
     def present(self) -> bool:
@@ -69,8 +76,15 @@ class Bridge:
 
         manager = comm_module.get_comm_manager()
         manager.register_target(TARGET, self._opened_by_frontend)
-        if not offer:
-            return
+        if offer:
+            self._offer()
+
+    def _offer(self) -> None:
+        """Open a comm with our hello: a frontend that knows the target welcomes it (or,
+        opening later, finds it open and opens its own)."""
+        import comm as comm_module
+
+        self._offered = True
         try:
             opened = comm_module.create_comm(target_name=TARGET, data=self._hello())
         except Exception as exc:  # no frontend connection at all (terminal IPython)
@@ -82,6 +96,7 @@ class Bridge:
     def stop(self) -> None:
         import comm as comm_module
 
+        self._offered = False
         comm, self.comm, self.peer = self.comm, None, {}
         if comm is not None:
             try:
@@ -127,6 +142,10 @@ class Bridge:
         if comm is self.comm:
             self.comm, self.peer = None, {}
             self._fail_all("the frontend closed the bridge")
+            if self._offered:
+                # Offered again at once: the notebook reopened (in this page or another)
+                # finds it open and takes it (docs/bridge.md, "The comm").
+                self._offer()
 
     def _fail_all(self, why: str) -> None:
         waiting, self._waiting = self._waiting, {}
@@ -138,7 +157,18 @@ class Bridge:
 
     def _received(self, comm: Any, msg: dict[str, Any]) -> None:
         self.main.adopt_loop()
-        data = msg.get("content", {}).get("data") or {}
+        data = msg.get("content", {}).get("data")
+        if not isinstance(data, dict):
+            kind_of = type(data).__name__
+            comm.send(
+                {
+                    "type": "reply",
+                    "id": None,
+                    "ok": False,
+                    "error": f"a bridge message must be a JSON object, not {kind_of}",
+                }
+            )
+            return
         kind = data.get("type")
         if kind == "welcome":
             self._welcome(comm, data)
@@ -151,13 +181,22 @@ class Bridge:
             if data.get("ok"):
                 future.set_result(data.get("result") or {})
             else:
-                future.set_exception(BridgeError(str(data.get("error") or "the frontend failed")))
+                stale = data.get("stale")
+                future.set_exception(
+                    BridgeError(
+                        str(data.get("error") or "the frontend failed"),
+                        stale=[str(s) for s in stale] if isinstance(stale, list) else None,
+                    )
+                )
         elif kind == "request":
             self._serve(comm, data)
         # Other notifications are ignored (none in protocol 1).
 
     def _serve(self, comm: Any, data: dict[str, Any]) -> None:
         request_id = data.get("id")
+        if not isinstance(request_id, str) or not request_id:
+            comm.send({"type": "reply", "id": None, "ok": False, "error": "a request needs an id"})
+            return
         try:
             if not self.handlers and self.make_host is not None:
                 self.make_host()
@@ -187,7 +226,13 @@ class Bridge:
                 return
             self._waiting[request_id] = future
             self.comm.send(
-                {"type": "request", "id": request_id, "method": method, "params": params}
+                {
+                    "type": "request",
+                    "id": request_id,
+                    "method": method,
+                    "params": params,
+                    **self._to(),
+                }
             )
 
         self.main.post(send)
@@ -208,6 +253,12 @@ class Bridge:
 
         def send() -> None:
             if self.present:
-                self.comm.send({"type": kind, **fields})
+                self.comm.send({"type": kind, **fields, **self._to()})
 
         self.main.post(send)
+
+    def _to(self) -> dict[str, str]:
+        """Whom a message is for: the frontend whose welcome made the bridge (others on the
+        same kernel, such as another browser tab on the notebook, ignore it)."""
+        client_id = self.peer.get("client_id")
+        return {"to": client_id} if isinstance(client_id, str) and client_id else {}

@@ -36,8 +36,10 @@ HELP = """jupyter-codexmax: a coding agent in this notebook.
 
 %%agent [--effort E] [--model M] [--approval A] [--new] [--wait] [--notebook PATH]
 <the task, on the lines below>
-    Give the agent a task. It reads the notebook (as last saved), proposes edits, runs code
-    in this kernel, and continues the notebook's session (--new starts a new one).
+    Give the agent a task. It reads the notebook, edits it, runs code in this kernel, and
+    continues the notebook's session (--new starts a new one). In JupyterLab with the
+    jupyter-codexmax extension it works live on the notebook on screen; elsewhere it reads
+    the notebook as last saved and its edits are proposals (%agent proposals, apply).
     --effort: none, minimal, low, medium, high, xhigh. --approval: read-only, ask, auto.
     --notebook: the notebook's path, where the kernel cannot tell (nbclient, papermill).
     --wait: run the turn in the cell even with the JupyterLab bridge (then it runs in the

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .turnlog import TurnLog
     from .views import View
 
-__all__ = ["NotebookSession", "kernel_name"]
+__all__ = ["NotebookSession", "as_javascript_keeps_it", "kernel_name"]
 
 log = logging.getLogger("jupyter_codexmax.kernel")
 
@@ -178,6 +178,7 @@ class NotebookSession:
         live = await LiveNotebook.fetch(bridge.call, Path.cwd())
 
         async def save(record: dict[str, Any]) -> None:
+            record = as_javascript_keeps_it(record)
             if settings.journal and self.path is not None:
                 remember_notebook(self.path, record, live.ids)
             self.record = record
@@ -203,3 +204,34 @@ def kernel_name(shell: Any) -> str:
     kernel = getattr(shell, "kernel", None)
     name = getattr(kernel, "implementation", None)
     return "python3" if name in (None, "ipython") else str(name)
+
+
+def as_javascript_keeps_it(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as it comes back from the frontend's notebook model, signed again: JSON
+    in JavaScript has one kind of number, so a whole float (``0.0``) comes back as an int
+    (``0``), which would change the record's integrity mark and make this machine's own
+    session look like someone else's after a restart."""
+    from ..session.integrity import MARK_KEY, is_ours, sign
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    if not _has_whole_floats(record) or MARK_KEY not in record or not is_ours(record):
+        return record  # nothing to change; only this machine's own marks are made again
+    return sign(plain(record))
+
+
+def _has_whole_floats(value: Any) -> bool:
+    if isinstance(value, float):
+        return value.is_integer()
+    if isinstance(value, dict):
+        return any(_has_whole_floats(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_whole_floats(v) for v in value)
+    return False

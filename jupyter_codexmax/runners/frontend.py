@@ -35,6 +35,9 @@ class FrontendRunner(ThisKernelRunner):
         cell_id = doc.cell_id(index)
         if cell.get("cell_type") != "code" or not str(cell.get("source", "")).strip():
             return CellRun(cell_id, "skipped", 0.0, note="not a code cell, or empty")
+        flush = getattr(doc, "flush", None)
+        if flush is not None:
+            await flush()  # the agent's edits are in the frontend's notebook before it runs
         started = time.monotonic()
         try:
             result = await self._call(
@@ -47,6 +50,9 @@ class FrontendRunner(ThisKernelRunner):
         outputs = list(run.get("outputs") or [])
         cell["outputs"] = outputs
         cell["execution_count"] = run.get("execution_count")
+        note = getattr(doc, "note_outputs", None)
+        if note is not None:
+            note(cell_id, outputs)
         status = str(run.get("status") or "error")
         if status not in ("ok", "error", "timeout", "dead", "interrupted"):
             status = "error"

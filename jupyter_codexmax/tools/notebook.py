@@ -158,6 +158,12 @@ class EditNotebook(Tool):
                     results.append(await _apply(target, edit))
                 except (ToolError, CellNotFound) as exc:
                     raise ToolError(f"{where}: {exc}") from exc
+            unsaved = ""
+            if not ctx.propose_only:
+                # Written (the live notebook: sent to the frontend) before it is reported:
+                # the frontend refuses an edit of a cell the user changed meanwhile. A file
+                # that cannot be written keeps the change in memory (said to the model).
+                unsaved = await save_or_say(ctx, doc)
         except BaseException:
             if not ctx.propose_only:
                 await doc.restore(before)
@@ -175,7 +181,6 @@ class EditNotebook(Tool):
                 edited.add(short_to_full[cell_id])
             if changed:
                 ctx.state.setdefault("cells_touched", set()).add(cell_id)
-        unsaved = await save_or_say(ctx, doc) if changed else ""
         head = (
             "PROPOSED, not applied (approval level read-only); the user can apply it:\n"
             if ctx.propose_only

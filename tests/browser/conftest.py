@@ -2,7 +2,9 @@
 
 - ``lab``: a real ``jupyter lab`` on loopback, in its own temporary folders, whose kernels
   talk to the scripted model server (the session's ``scripted_server``: load a script in
-  the test); its kernels shut down and its folder emptied after each test;
+  the test), with our JupyterLab extension (skips, saying why, where it is not built);
+  its kernels shut down and its folder emptied after each test;
+- ``plain_lab``: the same with our extension disabled (the kernel has no bridge);
 - ``page``: a fresh browser context and page in Debian's Chromium.
 
 The server and the browser are package-scoped: started by the first browser test, stopped
@@ -18,7 +20,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from browser.lab import Lab, jupyter_lab, lab_environment, launch_chromium, new_page, why_no_browser
+from browser.lab import (
+    Lab,
+    jupyter_lab,
+    lab_environment,
+    launch_chromium,
+    new_page,
+    why_no_browser,
+    why_no_extension,
+)
 from browser.screenshots import API_KEY, SCREENSHOTS
 from jupyter_codexmax.testing import ScriptedModelServer
 
@@ -46,17 +56,41 @@ def _lab_server(
     _scripted_server_session: ScriptedModelServer,
 ) -> Iterator[Lab]:
     # Started after the browser, so that a missing browser skips before anything starts.
+    reason = why_no_extension()
+    if reason:
+        pytest.skip(reason)
     root = tmp_path_factory.mktemp("lab")
     env = lab_environment(root, model_url=_scripted_server_session.base_url, api_key=API_KEY)
     with jupyter_lab(root, env) as server:
         yield server
 
 
+@pytest.fixture(scope="package")
+def _plain_lab_server(
+    browser: Browser,
+    tmp_path_factory: pytest.TempPathFactory,
+    _scripted_server_session: ScriptedModelServer,
+) -> Iterator[Lab]:
+    root = tmp_path_factory.mktemp("plain-lab")
+    env = lab_environment(root, model_url=_scripted_server_session.base_url, api_key=API_KEY)
+    with jupyter_lab(root, env, extension=False) as server:
+        yield server
+
+
 @pytest.fixture
 def lab(_lab_server: Lab) -> Iterator[Lab]:
-    """The JupyterLab server, its root folder empty; its kernels shut down after the test."""
+    """The JupyterLab server with our extension, its root folder empty; its kernels shut
+    down after the test."""
     yield _lab_server
     _lab_server.reset()
+
+
+@pytest.fixture
+def plain_lab(_plain_lab_server: Lab) -> Iterator[Lab]:
+    """A JupyterLab server with our extension disabled: the kernel has no bridge, as in
+    any other frontend."""
+    yield _plain_lab_server
+    _plain_lab_server.reset()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -60,6 +60,33 @@ def find_chromium() -> str | None:
     return shutil.which(os.environ.get("CODEXMAX_CHROMIUM") or "chromium")
 
 
+#: The JupyterLab extension, as `./dev build` builds it (and links it into the .venv).
+LABEXTENSION = Path(__file__).resolve().parents[2] / "jupyter_codexmax" / "labextension"
+EXTENSION_NAME = "jupyter-codexmax"
+
+
+def why_no_extension() -> str | None:
+    """Why the tests of the JupyterLab extension cannot run here (None when they can)."""
+    if not (LABEXTENSION / "package.json").is_file():
+        return (
+            "the JupyterLab extension is not built: `./dev build` (or `./dev test`) builds it "
+            "with npm"
+        )
+    import jupyter_core.paths
+
+    found = [
+        Path(folder) / "labextensions" / EXTENSION_NAME
+        for folder in jupyter_core.paths.jupyter_path()
+        if (Path(folder) / "labextensions" / EXTENSION_NAME / "package.json").is_file()
+    ]
+    if not found:
+        return (
+            "the JupyterLab extension is built but not installed in this environment: "
+            "`./dev build` links it into .venv"
+        )
+    return None
+
+
 def why_no_browser() -> str | None:
     """Why browser tests cannot run here (None when they can)."""
     try:
@@ -144,13 +171,24 @@ class Lab:
 
 @contextmanager
 def jupyter_lab(
-    root: Path, env: dict[str, str], *, timeout: float = LAB_START_TIMEOUT
+    root: Path,
+    env: dict[str, str],
+    *,
+    timeout: float = LAB_START_TIMEOUT,
+    extension: bool = True,
 ) -> Iterator[Lab]:
     """Start ``jupyter lab`` on loopback in ``root / "notebooks"``; stop it by its pid at the
-    end. Ready when its API answers (its port is read from the server's own info file)."""
+    end. Ready when its API answers (its port is read from the server's own info file).
+    ``extension=False``: our JupyterLab extension is disabled there (JupyterLab as it is
+    without it: the kernel has no bridge)."""
     notebooks = root / "notebooks"
     notebooks.mkdir(parents=True, exist_ok=True)
     _quiet_settings(Path(env["JUPYTER_CONFIG_DIR"]))
+    if not extension:
+        labconfig = Path(env["JUPYTER_CONFIG_DIR"]) / "labconfig"
+        labconfig.mkdir(parents=True, exist_ok=True)
+        page_config = {"disabledExtensions": {EXTENSION_NAME: True}}
+        (labconfig / "page_config.json").write_text(json.dumps(page_config))
     runtime = Path(env["JUPYTER_RUNTIME_DIR"])
     token = secrets.token_hex(16)
     log_path = root / "jupyterlab.log"

@@ -1,4 +1,5 @@
-"""The ``%%agent`` panel and its saved summary in real JupyterLab, as screenshots.
+"""The ``%%agent`` panel and its saved summary in real JupyterLab without our extension (the
+kernel has no bridge, as in any other frontend), as screenshots.
 
 Used by ``test_agent_panel.py``, and runnable on its own to regenerate the pictures::
 
@@ -279,7 +280,12 @@ def main(argv: list[str] | None = None) -> int:
         ScriptedModelServer() as server,
     ):
         env = lab_environment(Path(tmp), model_url=server.base_url, api_key=API_KEY)
-        with jupyter_lab(Path(tmp), env) as lab, sync_playwright() as playwright:
+        # These scenarios show %%agent without our JupyterLab extension (the live notebook's
+        # pictures come from tests/browser/test_live.py).
+        with (
+            jupyter_lab(Path(tmp), env, extension=False) as lab,
+            sync_playwright() as playwright,
+        ):
             browser = launch_chromium(playwright)
             try:
                 paths = run_scenario(new_page(browser), lab, server, args.out).paths

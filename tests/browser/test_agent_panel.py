@@ -1,5 +1,6 @@
-"""``%%agent`` in real JupyterLab and Chromium: the widget panel while the turn works, the
-static summary it leaves, and that summary rendered again from the saved notebook."""
+"""``%%agent`` in real JupyterLab and Chromium without our JupyterLab extension: the widget
+panel while the turn works in the cell, the static summary it leaves, and that summary
+rendered again from the saved notebook. (With the extension: ``test_live.py``.)"""
 
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ BROKEN = ("Traceback", "Error displaying widget", "model not found", "UsageError
 
 
 def test_agent_panel_and_saved_summary(
-    page: Page, lab: Lab, scripted_server: ScriptedModelServer, screenshots: Path
+    page: Page, plain_lab: Lab, scripted_server: ScriptedModelServer, screenshots: Path
 ) -> None:
-    shots = run_scenario(page, lab, scripted_server, screenshots)
+    """Without our JupyterLab extension (as in any other frontend): the turn runs in the
+    cell, its edit is a proposal, the approval is asked in the input box."""
+    shots = run_scenario(page, plain_lab, scripted_server, screenshots)
     print(f"kernel dialogs: {shots.kernel_dialogs}; seconds: {shots.seconds}")
     assert scripted_server.failures == []
 
@@ -79,9 +82,9 @@ def test_agent_panel_and_saved_summary(
 
 
 def test_the_interrupt_button_stops_a_turn(
-    page: Page, lab: Lab, scripted_server: ScriptedModelServer, screenshots: Path
+    page: Page, plain_lab: Lab, scripted_server: ScriptedModelServer, screenshots: Path
 ) -> None:
-    shots = run_stop_scenario(page, lab, scripted_server, screenshots)
+    shots = run_stop_scenario(page, plain_lab, scripted_server, screenshots)
     stopped = shots.texts["stopped"]
     assert "jupyter-codexmax · turn 1 · stopped" in stopped
     assert "step by step" in stopped, "what it had written stays"
