@@ -99,7 +99,10 @@ class MainThread:
     """Work for the kernel's main thread, from the agent's thread."""
 
     def __init__(self, kernel_loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        # Not a SimpleQueue: its get(timeout=...) can block for good when a signal lands
+        # near the end of the timeout (CPython 3.11: a negative time left means "forever"),
+        # and the serving cell polls it while interrupts arrive.
+        self._queue: queue.Queue[_Job] = queue.Queue()
         self._serving = 0
         self.kernel_loop = kernel_loop
         self.main_ident = threading.main_thread().ident
