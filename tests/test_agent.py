@@ -518,3 +518,35 @@ async def test_images_go_to_models_that_take_them(
         output = json.dumps(scripted_server.requests[-1].body["input"][-1])
         assert expected in output
         assert (png in output) is images
+
+
+async def test_the_first_request_has_the_notebook_once(
+    tmp_path: Path, scripted_settings: CodexMax, scripted_server: ScriptedModelServer
+) -> None:
+    """A new session's first request already holds the notebook as it is (no read needed
+    to see it); a resumed session's too, once, as it is now."""
+    from jupyter_codexmax.agent.session import NOTEBOOK_VIEW_MARK
+
+    path = make_notebook(tmp_path / "stats.ipynb", STATS)
+    scripted_server.load([{"text": "It computes a mean."}])
+    session = Session(scripted_settings, path)
+    try:
+        await session.agent.run_turn("What does it do?")
+    finally:
+        await session.close()
+    first = json.dumps(scripted_server.requests_to("responses")[0].body["input"])
+    assert first.count(NOTEBOOK_VIEW_MARK) == 1
+    assert "len(value)" in first and "values = [3, 1, 4" in first
+
+    cells = nbformat.read(path, as_version=4)
+    cells.cells[2].source = "mean = sum(values) / len(values)  # fixed by hand"
+    nbformat.write(cells, path)
+    scripted_server.load([{"text": "You fixed it."}])
+    session = Session(scripted_settings, path)
+    try:
+        await session.agent.run_turn("And now?")
+    finally:
+        await session.close()
+    resumed = json.dumps(scripted_server.requests_to("responses")[-1].body["input"])
+    # The first turn's view is part of that turn's history; the last view is of now.
+    assert "# fixed by hand" in resumed.rsplit(NOTEBOOK_VIEW_MARK, 1)[1]

@@ -84,6 +84,7 @@ def test_full_auto_cannot_write_outside_nor_into_git(
 ) -> None:
     ws, victim = base / "ws", base / "outside" / "victim.txt"
     escaped = base / "outside" / "from-kernel.txt"
+    temp = Path(tempfile.mkdtemp(prefix="tmp-", dir=base))
     path = make_notebook(
         ws / "nb.ipynb",
         [
@@ -114,7 +115,9 @@ def test_full_auto_cannot_write_outside_nor_into_git(
             {"calls": [{"name": "run_cells", "arguments": {"all": True}, "id": "cells"}]},
             {"calls": [{"name": "run_cells", "arguments": {"cell_ids": ["meta"]}, "id": "m"}]},
             # The kernel started before it: its folder (connection file, sockets) is hidden.
-            {"calls": [shell("kernel", f"cat {tempfile.gettempdir()}/cxk-*/kernel.json")]},
+            # (The run has a temp folder of its own: other kernels on this machine, started
+            # by other runs after this command's sandbox was made, are not what is checked.)
+            {"calls": [shell("kernel", f"cat {temp}/cxk-*/kernel.json")]},
             {"calls": [shell("orphans", ORPHANS, timeout=3)]},
             {"text": "done"},
         ]
@@ -132,6 +135,7 @@ def test_full_auto_cannot_write_outside_nor_into_git(
             str(report),
         ],
         scripted_server,
+        env={"TMPDIR": str(temp)},
     )
     assert scripted_server.failures == []
     assert result.returncode == 1, result.stdout + result.stderr  # a cell still fails

@@ -52,6 +52,7 @@ from .session import (
     SaveSession,
     build_record,
     notebook_saver,
+    notebook_view,
     quoted_history,
     reapply_note,
     resumed_history,
@@ -151,6 +152,8 @@ class Agent:
         self.state: dict[str, Any] = {}
         self._undo: list[TurnUndo] = []
         self._task: asyncio.Task[TurnResult] | None = None
+        #: The running turn announced its end (it only returns now).
+        self._ended = False
         self._last_result: TurnResult | None = None
         self._stopping = False
         self._secret_values = secrets.credential_values(os.environ)
@@ -190,15 +193,16 @@ class Agent:
         self._idle_or_raise()
         self._stopping = False
         self._last_result = None
-        self._task = asyncio.ensure_future(self._turn(message, model, effort))
+        self._ended = False
+        task = self._task = asyncio.ensure_future(self._turn(message, model, effort))
         try:
-            return await asyncio.shield(self._task)
+            return await asyncio.shield(task)
         except asyncio.CancelledError:
-            if self._stopping and self._task.cancelled():
+            if self._stopping and task.cancelled():
                 return self._last_result or TurnResult("stopped")
-            self._task.cancel()
+            task.cancel()
             with contextlib.suppress(BaseException):
-                await self._task
+                await task
             raise
 
     def use_notebook(
@@ -243,14 +247,15 @@ class Agent:
 
     @property
     def busy(self) -> bool:
-        """Whether a turn is running."""
-        return self._task is not None and not self._task.done()
+        """Whether a turn is running: until its end is announced (``TurnFinished``), so a
+        surface that heard the end may ask for the status, or start the next turn, at once."""
+        return self._task is not None and not self._task.done() and not self._ended
 
     def stop(self) -> bool:
         """Stop the running turn (tool calls in flight are aborted). False if none runs. A
         second stop while the first is under way does nothing more (the turn is finishing:
         saving, saying so)."""
-        if self._task is None or self._task.done():
+        if self._task is None or not self.busy:
             return False
         if not self._stopping:
             self._stopping = True
@@ -319,7 +324,7 @@ class Agent:
         return note
 
     def _idle_or_raise(self) -> None:
-        if self._task is not None and not self._task.done():
+        if self.busy:
             raise CodexmaxError("a turn is already running")
 
     # -- events, history, secrets -------------------------------------------------------------
@@ -462,7 +467,10 @@ class Agent:
         self.dispatcher.undo = None
         self.emit(ev.TurnStarted(turn, message))
         if not self.history:
-            self._extend([*self._head(), *self._early_notes])
+            # A new session: where it is, then the notebook as it is now (so the first
+            # request already has the cells the user sees, unsaved ones included).
+            view = notebook_view(self.notebook, self.redact)
+            self._extend([*self._head(), *view, *self._early_notes])
             self._early_notes.clear()
         masked = self.redact(message)
         if masked != message:
@@ -569,6 +577,7 @@ class Agent:
             self.emit(ev.ErrorEvent(self.save_error, fatal=False))
         else:
             self.save_error = None
+        self._ended = True
         self.emit(
             ev.TurnFinished(turn, result.status, result.final_text, result.steps, result.error)
         )

@@ -76,12 +76,19 @@ def resume_note(doc: NotebookDocument | None, redact: Callable[[str], str]) -> l
     """What starts a resumed session: a developer note (the kernel is new), then the
     notebook as it is now in a user-role message of its own (its contents are data, masked
     of secrets as every tool output is; never instructions)."""
-    note = [user_message(prompt("resume"), role="developer")]
+    return [user_message(prompt("resume"), role="developer"), *notebook_view(doc, redact)]
+
+
+def notebook_view(doc: NotebookDocument | None, redact: Callable[[str], str]) -> list[Item]:
+    """The notebook as it is now (in JupyterLab: as on screen, unsaved edits included), in a
+    user-role message of its own: what a new or resumed session starts from, so the model's
+    first request already holds it. Its contents are data, masked of secrets as every tool
+    output is; never instructions."""
     if doc is None:
-        return note
+        return []
     view = render_cells(doc, budget=RESUME_VIEW_BUDGET, image_ok=False)
     text = f"{NOTEBOOK_VIEW_MARK}\n" + redact(view.text or "(the notebook has no cells)")
-    return [*note, user_message(text)]
+    return [user_message(text)]
 
 
 def quoted_history(record: SessionRecord) -> Item:

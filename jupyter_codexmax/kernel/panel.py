@@ -262,6 +262,7 @@ class Panel:
                 ("Approve for the session", "approve_session", ""),
             ):
                 button = w.Button(description=label, button_style=style)
+                button.layout.width = "auto"  # the whole label, never "Approve for the s..."
                 button.on_click(lambda _b, d=decision, r=event.request_id: self._decide(r, d))
                 buttons.append(button)
             row = w.VBox([text, w.HBox(buttons)])

@@ -103,7 +103,11 @@ def test_the_agent_edits_the_notebook_on_screen(
     mine = "x = 21  # typed, not saved\nprint(x * 3)"
     scripted_server.load(
         [
-            {"calls": [call("read_notebook", {})]},
+            {
+                # The first request has the notebook as on screen, the unsaved text too.
+                "expect": {"contains": "# typed, not saved"},
+                "calls": [call("read_notebook", {})],
+            },
             {
                 "expect": {"contains": "# typed, not saved"},
                 "text": "x is 21; I'll double it and keep your note.",
@@ -136,6 +140,7 @@ def test_the_agent_edits_the_notebook_on_screen(
     requests = _requests_text(scripted_server)
     assert "Double x and run the cell" in requests[0]
     assert "(3 cells" in requests[0] or "3 cells" in requests[0], requests[0][:600]
+    assert "# typed, not saved" in requests[0], "the first request has the notebook on screen"
     assert "# typed, not saved" in requests[1], "the agent read the notebook on screen"
     # After the turn the notebook on disk has the edit and the session, saved by JupyterLab.
     deadline = time.monotonic() + 30
