@@ -12,6 +12,7 @@ not Landlock; ``test_a_normal_user_is_confined_too`` runs the launcher as ``nobo
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -876,3 +877,20 @@ async def test_a_timeout_that_is_not_a_positive_number_goes_back_to_the_model(
 ) -> None:
     with pytest.raises(ToolError, match="timeout must be a positive number of seconds"):
         await shell(ctx, "echo never", timeout=timeout)
+
+
+@pytest.mark.anyio
+async def test_jupyters_connection_files_are_hidden_from_commands(ctx: ToolContext) -> None:
+    """The runtime folder holds every kernel's connection file (its ports and signing key):
+    a command that read one could, with the network allowed, run code in that kernel,
+    outside the sandbox."""
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    runtime = Path(jupyter_runtime_dir())
+    runtime.mkdir(parents=True, exist_ok=True)
+    secret = "b5a1e0c2-signing-key-of-the-users-kernel"
+    (runtime / "kernel-1234.json").write_text(json.dumps({"key": secret, "shell_port": 1}))
+    ctx.settings.sandbox_network = True
+    result = await shell(ctx, f"cat {runtime}/kernel-*.json; ls -A {runtime} | wc -l")
+    assert secret not in result.output
+    assert result.output.strip().splitlines()[-1] == "0", result.output

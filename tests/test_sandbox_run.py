@@ -322,7 +322,8 @@ def test_a_huge_command_does_not_hold_up_the_runs_time_limit(
     )
     started = time.monotonic()
     result = run([str(path), "--task", "t", "--full-auto", "--timeout", "10"], scripted_server)
-    assert time.monotonic() - started < 30, result.stdout + result.stderr
+    # (it took 165 s before; the bound is generous for a loaded machine)
+    assert time.monotonic() - started < 75, result.stdout + result.stderr
     said = result.stdout + result.stderr
     assert "1,200,003 bytes long; at most 100,000" in said
     assert "write the script to a file" in said

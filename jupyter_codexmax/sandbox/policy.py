@@ -224,6 +224,17 @@ def writable_folders(settings: CodexMax) -> list[Path]:
     return [*temp_folders(), *extra_roots(settings)]
 
 
+def jupyter_runtime() -> Path | None:
+    """Jupyter's runtime folder, when it is a folder (resolved), else None."""
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    try:
+        path = Path(jupyter_runtime_dir()).resolve()
+    except (OSError, RuntimeError):
+        return None
+    return path if path.is_dir() and path != Path("/") else None
+
+
 def command_policy(
     settings: CodexMax, workspace: Workspace, status: SandboxStatus | None = None
 ) -> SandboxPolicy:
@@ -257,6 +268,12 @@ def command_policy(
             if inside and os.path.lexists(path) and path not in read_only:
                 read_only.append(path)
         hidden = [data] if data.is_dir() else []
+        # Jupyter's runtime folder: the connection files (address and signing key) of the
+        # user's kernels and servers. With one, a command (with the network allowed) could
+        # run code in a kernel outside the sandbox.
+        runtime = jupyter_runtime()
+        if runtime is not None and not workspace.contains(runtime):
+            hidden.append(runtime)
         # Not the workspace, nor a folder holding it (nothing of it would be seen).
         hidden += [
             p
