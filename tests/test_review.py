@@ -320,3 +320,48 @@ def test_base_outside_a_git_repository_is_one_line(
         f"jupyter-codexmax: error: --base HEAD: {tmp_path.resolve() / 'sales.ipynb'} is not "
         "in a git repository"
     )
+
+
+def test_agent_review_in_a_real_kernel_shows_the_findings(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """``%agent review`` in a real kernel (jupyter_client, as nbclient drives it): the
+    kernel finds its notebook, the agent's steps show as lines, then the findings by cell
+    (each a link to its cell) in Markdown that stays in the notebook, and as JSON; the
+    notebook's bytes are unchanged; a mistake is one line."""
+    from kernelhelpers import Kernel
+
+    from jupyter_codexmax.kernel.review import REVIEW_MIME
+
+    nb = make_notebook(
+        tmp_path / "sales.ipynb",
+        [("ext", "code", "%load_ext jupyter_codexmax"), *CELLS, ("rev", "code", "%agent review")],
+    )
+    before = nb.read_bytes()
+    scripted_server.load({"steps": TWO_FINDINGS})
+    with Kernel(tmp_path, scripted_server, data_dir=tmp_path / "data") as kernel:
+        assert kernel.run("%load_ext jupyter_codexmax").ok
+        done = kernel.run("%agent review", cell_id="rev")
+        assert done.ok, done.stderr
+        assert scripted_server.failures == []
+        assert "finding high at report: Typo in name" in done.stdout
+        assert "verdict: needs_changes" in done.stdout
+        markdown = done.markdown()
+        assert "## Code review: needs changes" in markdown
+        assert "#### [Cell `report`](#cell-id=report) (#5)" in markdown
+        assert "#### [Cell `clean`](#cell-id=clean) (#3)" in markdown
+        assert "print(total)" in markdown  # the suggestion
+        (data,) = [d[REVIEW_MIME] for d in done.displays() if REVIEW_MIME in d]
+        assert [f["cell_id"] for f in data["findings"]] == ["report", "clean"]
+        for request in scripted_server.requests_to("responses"):
+            names = tool_names(request)
+            assert "report_finding" in names
+            assert not {"edit_notebook", "apply_patch", "run_cells"} & set(names)
+
+        wrong = kernel.run("%agent review --notebook sales.ipynb --base nosuchref")
+        assert not wrong.ok
+        (line,) = wrong.stderr.strip().splitlines()
+        assert line.startswith("UsageError: %agent review: --base nosuchref:"), line
+        assert line.endswith("is not in a git repository"), line
+    assert nb.read_bytes() == before
+    assert KEY not in json.dumps(data)

@@ -103,7 +103,6 @@ class ReviewApp(_Base):
         restart_without_key(self.settings().api_key_env)
         self._check()
         settings = self.settings()
-        settings.journal = False  # a review keeps no session
         from ..review.changes import BaseError
         from ..review.inputs import InputError, open_scopes
 

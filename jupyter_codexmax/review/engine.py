@@ -143,12 +143,17 @@ async def run_unit(
     on_event: Callable[[ev.Event], None] | None = None,
     runner: CellRunner | None = None,
 ) -> UnitResult:
-    """Review one unit with a fresh agent: read-only, the review's tools, no session kept."""
+    """Review one unit with a fresh agent: read-only, the review's tools, no session kept
+    (not in the notebook, not in this machine's journal)."""
+    import copy
+
     from ..agent.approvals import RefusingApprover
     from ..agent.core import Agent, TurnResult
     from .inputs import present
     from .tools import review_tools
 
+    settings = copy.copy(settings)
+    settings.journal = False
     notebook = scope.notebooks[0].doc if scope.notebooks else None
     run = options.run and notebook is not None and runner is not None
     agent = Agent(
