@@ -365,3 +365,100 @@ def test_agent_review_in_a_real_kernel_shows_the_findings(
         assert line.endswith("is not in a git repository"), line
     assert nb.read_bytes() == before
     assert KEY not in json.dumps(data)
+
+
+def test_files_are_reviewed_by_line_and_secrets_never_reach_a_report(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """A file's findings are located by path and line (past the end: refused); the SARIF
+    puts them at that line; a credential the model repeats is masked in every format."""
+    code = tmp_path / "util.py"
+    code.write_text("def mean(xs):\n    return sum(xs) / len(xs)\n")
+    steps = [
+        {
+            "calls": [
+                finding(severity="medium", title="Past the end", path="util.py", line=9),
+                finding(
+                    severity="medium",
+                    title="Empty list",
+                    path="util.py",
+                    line=2,
+                    body=f"Divides by zero; the key {KEY} is not needed.",
+                ),
+            ]
+        },
+        {"expect": {"contains": "util.py has 2 lines; there is no line 9"}, "calls": [verdict()]},
+        "Done.",
+    ]
+    outputs = {}
+    for fmt in ("json", "sarif", "text", "markdown"):
+        scripted_server.load({"steps": steps})
+        done = review([str(code), "--format", fmt], scripted_server)
+        assert done.returncode == 0, done.stderr
+        assert scripted_server.failures == []
+        assert KEY not in done.stdout and "Divides by zero" in done.stdout
+        outputs[fmt] = done.stdout
+    data = json.loads(outputs["json"])
+    assert [(f["path"], f["line"], f["title"]) for f in data["findings"]] == [
+        ("util.py", 2, "Empty list")
+    ]
+    sarif = json.loads(outputs["sarif"])
+    assert [e.message for e in sarif_validator().iter_errors(sarif)] == []
+    (result,) = sarif["runs"][0]["results"]
+    location = result["locations"][0]["physicalLocation"]
+    assert location == {
+        "artifactLocation": {"uri": "util.py", "uriBaseId": "%SRCROOT%"},
+        "region": {"startLine": 2},
+    }
+    assert ">   2|     return sum(xs) / len(xs)" in outputs["text"]
+
+
+def sandboxed() -> str:
+    from jupyter_codexmax.config import CodexMax
+    from jupyter_codexmax.sandbox import sandbox_status
+
+    status = sandbox_status(CodexMax())
+    return "" if status.active else status.describe()
+
+
+@pytest.mark.skipif(bool(sandboxed()), reason=f"no OS sandbox here: {sandboxed()}")
+def test_commands_and_run_cells_cannot_write(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """The review's shell reads but cannot write the workspace; with --run, cells run in a
+    throwaway kernel that cannot write it either, and the notebook is never saved."""
+    nb = make_notebook(
+        tmp_path / "w.ipynb",
+        [("write", "code", "open('from_cell.txt', 'w').write('x')"), ("ok", "code", "1 + 1")],
+    )
+    before = nb.read_bytes()
+    steps = [
+        {
+            "calls": [
+                call("shell", {"command": "cat w.ipynb | head -c 20; echo hi > from_shell.txt"})
+            ]
+        },
+        {
+            "expect": {"contains": ["exit 1", "Read-only file system"]},
+            "calls": [call("run_cells", {"all": True})],
+        },
+        {
+            "expect": {"contains": ["from_cell.txt"]},
+            "calls": [
+                finding(
+                    severity="high", title="Writes into the workspace", cell_id="write", line=1
+                ),
+                verdict(),
+            ],
+        },
+        "Done.",
+    ]
+    scripted_server.load({"steps": steps})
+    done = review([str(nb), "--run", "--format", "json", "--fail-on", "high"], scripted_server)
+    assert scripted_server.failures == []
+    assert done.returncode == 3, done.stderr
+    requests = scripted_server.requests_to("responses")
+    assert "run_cells" in tool_names(requests[0]) and "edit_notebook" not in tool_names(requests[0])
+    assert not (tmp_path / "from_shell.txt").exists()
+    assert not (tmp_path / "from_cell.txt").exists()
+    assert nb.read_bytes() == before

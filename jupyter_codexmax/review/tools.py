@@ -139,7 +139,9 @@ class SubmitVerdict(Tool):
 
 def read_only_policy(settings: CodexMax, workspace: Workspace) -> SandboxPolicy | None:
     """The sandbox for the review's commands and kernel: as the agent's, but writable only
-    in the temp folders (the workspace read-only); None where there is no sandbox."""
+    in the temp folders, and the workspace read-only even where it lies in one (a
+    read-only mount). None where there is no sandbox, or where the workspace is in a temp
+    folder and read-only mounts are not available (it would be writable)."""
     import dataclasses
 
     from ..sandbox import command_policy, sandbox_status
@@ -148,9 +150,20 @@ def read_only_policy(settings: CodexMax, workspace: Workspace) -> SandboxPolicy 
     status = sandbox_status(settings)
     if not status.active:
         return None
+    temps = temp_folders()
+    root = workspace.root
+    inside_temp = any(root == t or t in root.parents for t in temps)
+    if inside_temp and not status.capabilities.read_only:
+        return None
     policy = command_policy(settings, workspace, status)
-    temps = tuple(str(t) for t in temp_folders())
-    return dataclasses.replace(policy, write=temps, beside_home=(), home="")
+    read_only = policy.read_only if not inside_temp else (*policy.read_only, str(root))
+    return dataclasses.replace(
+        policy,
+        write=tuple(str(t) for t in temps),
+        beside_home=(),
+        home="",
+        read_only=read_only,
+    )
 
 
 class ReadOnlyShell(Shell):
@@ -174,10 +187,15 @@ class ReadOnlyShell(Shell):
         self.check(args)
         policy = await asyncio.to_thread(read_only_policy, ctx.settings, ctx.workspace)
         if policy is None:
-            status = sandbox_status(ctx.settings).describe()
+            status = sandbox_status(ctx.settings)
+            why = (
+                f"the OS sandbox, which is {status.describe()}"
+                if not status.active
+                else "read-only mounts to keep the workspace (in a temp folder) read-only"
+            )
             raise ToolError(
-                f"refused: read-only commands need the OS sandbox, which is {status}; read "
-                "with read_file, search_files and read_notebook instead"
+                f"refused: read-only commands need {why}; read with read_file, search_files "
+                "and read_notebook instead"
             )
         try:
             cwd = ctx.workspace.resolve(args.get("cwd") or ".", must_exist=True)
