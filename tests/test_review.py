@@ -288,6 +288,10 @@ def test_base_reviews_only_the_changed_cells(
         ),
         (["sales.ipynb", "--fail-on", "info"], "--fail-on info: give one of critical, high"),
         ([], "give notebooks or files"),
+        (
+            ["sales.ipynb", "--run", "--CodexMax.sandbox=False"],
+            "--run needs the OS sandbox to keep the kernel from writing files, which is off",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

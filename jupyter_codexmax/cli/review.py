@@ -113,13 +113,18 @@ class ReviewApp(_Base):
         except (InputError, BaseError) as exc:
             raise UsageError(str(exc)) from exc
         if self.run_cells and any(s.notebooks for s in scopes):
+            from ..review.tools import read_only_policy
             from ..sandbox import sandbox_status
 
-            sandbox = sandbox_status(settings)
-            if not sandbox.active:
-                raise UsageError(
-                    f"--run needs the OS sandbox (it keeps the kernel from writing files), "
+            if any(read_only_policy(settings, s.workspace) is None for s in scopes):
+                sandbox = sandbox_status(settings)
+                why = (
                     f"which is {sandbox.describe()}"
+                    if not sandbox.active
+                    else "with read-only mounts (the workspace is in a temp folder)"
+                )
+                raise UsageError(
+                    f"--run needs the OS sandbox to keep the kernel from writing files, {why}"
                 )
         if scopes:
             settings.require_api_key()
