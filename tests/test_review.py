@@ -466,3 +466,29 @@ def test_commands_and_run_cells_cannot_write(
     assert not (tmp_path / "from_shell.txt").exists()
     assert not (tmp_path / "from_cell.txt").exists()
     assert nb.read_bytes() == before
+
+
+def test_the_documented_offline_review_runs(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """docs/review.md's offline recipe: the demo notebook and examples/scripts/review_sales.json."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    work = tmp_path / "sales"
+    shutil.copytree(root / "examples" / "sales", work)
+    scripted_server.load(str(root / "examples" / "scripts" / "review_sales.json"))
+    out = tmp_path / "review.sarif"
+    done = review(
+        [str(work / "clean_sales.ipynb"), "--format", "sarif", "--output", str(out),
+         "--fail-on", "high"],
+        scripted_server,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert scripted_server.failures == []
+    sarif = json.loads(out.read_text())
+    assert [e.message for e in sarif_validator().iter_errors(sarif)] == []
+    results = sarif["runs"][0]["results"]
+    assert [r["properties"]["cellId"] for r in results] == ["revenue", "clean"]
+    assert all("region" in r["locations"][0]["physicalLocation"] for r in results)
+    assert "review.sarif" in (root / "docs" / "review.md").read_text()
