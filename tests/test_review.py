@@ -492,3 +492,35 @@ def test_the_documented_offline_review_runs(
     assert [r["properties"]["cellId"] for r in results] == ["revenue", "clean"]
     assert all("region" in r["locations"][0]["physicalLocation"] for r in results)
     assert "review.sarif" in (root / "docs" / "review.md").read_text()
+
+
+def test_base_reviews_only_the_changed_lines_of_a_file(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    code = repo / "util.py"
+    code.write_text("def mean(xs):\n    return sum(xs)\n\n\ndef other():\n    return 2\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "first")
+    code.write_text("def mean(xs):\n    return sum(xs) / len(xs)\n\n\ndef other():\n    return 2\n")
+    steps = [
+        {
+            "expect": {"contains": "+    return sum(xs) / len(xs)"},
+            "calls": [
+                finding(severity="low", title="Unchanged", path="util.py", line=6),
+                finding(severity="medium", title="Empty list", path="util.py", line=2),
+            ],
+        },
+        {
+            "expect": {"contains": "line 6 of util.py did not change since main"},
+            "calls": [verdict()],
+        },
+        "Done.",
+    ]
+    scripted_server.load({"steps": steps})
+    done = review(["util.py", "--base", "main", "--format", "json"], scripted_server, cwd=repo)
+    assert scripted_server.failures == []
+    assert done.returncode == 0, done.stderr
+    assert [f["title"] for f in json.loads(done.stdout)["findings"]] == ["Empty list"]
