@@ -441,6 +441,10 @@ class CodexMaxApp(_Base):
     OPENAI_BASE_URL, CODEXMAX_MODEL, ...) and flags, in that order of priority."""
     subcommands = {
         "run": (RunApp, RunApp.description.splitlines()[0]),
+        "review": (
+            "jupyter_codexmax.cli.review.ReviewApp",
+            "Review notebooks and files, read-only: findings by cell, a verdict.",
+        ),
         "session": (SessionApp, "Show the session stored in a notebook."),
         "compact": (CompactApp, "Compact the session stored in a notebook."),
         "strip": (StripApp, "Remove jupyter-codexmax's session from notebooks."),

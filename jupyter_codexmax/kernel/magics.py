@@ -51,6 +51,9 @@ HELP = """jupyter-codexmax: a coding agent in this notebook.
 %agent apply N      put proposal N into a new cell below
 %agent compact      compact the session's context now
 %agent undo         take back the last turn's edits (and file changes)
+%agent review [--base REF] [--focus TEXT]
+                    review this notebook (as saved), read-only: findings by cell and a
+                    verdict; --base: only the cells changed since a git commit
 %agent new          start a new session
 %agent stop         stop a turn running in the background
 %agent approve [ID] / %agent deny [ID]
@@ -180,6 +183,7 @@ class AgentMagics(Magics):
             "stop": self._stop,
             "approve": lambda args: self._decide(args, "approve"),
             "deny": lambda args: self._decide(args, "deny"),
+            "review": lambda args: self._review(line.strip()[len("review") :]),
         }
         if name not in commands:
             raise UsageError(
@@ -240,6 +244,11 @@ class AgentMagics(Magics):
     def _stop(self, args: list[str]) -> None:
         self._no_args("stop", args)
         print("stopping" if self.host.stop() else "nothing is running")
+
+    def _review(self, rest: str) -> None:
+        from .review import review_notebook
+
+        review_notebook(self.host, rest)
 
     def _decide(self, args: list[str], decision: str) -> None:
         if len(args) > 1:
