@@ -113,6 +113,9 @@ class Agent:
         self.tools = tools or default_tools()
         self._on_event = on_event
         self.instructions = build_instructions(self.approval)
+        #: Whether a new session's first request holds the notebook's view (a review
+        #: presents what it reviews itself, and turns this off).
+        self.view_at_start = True
         self.counter = TokenCounter.from_settings(settings)
         self.meter = ContextMeter(
             self.counter, settings.model_info().context_window, settings.compaction_threshold
@@ -469,7 +472,7 @@ class Agent:
         if not self.history:
             # A new session: where it is, then the notebook as it is now (so the first
             # request already has the cells the user sees, unsaved ones included).
-            view = notebook_view(self.notebook, self.redact)
+            view = notebook_view(self.notebook, self.redact) if self.view_at_start else []
             self._extend([*self._head(), *view, *self._early_notes])
             self._early_notes.clear()
         masked = self.redact(message)

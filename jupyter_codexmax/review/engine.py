@@ -170,6 +170,7 @@ async def run_unit(
         save_session=_nothing,
     )
     agent.instructions = review_instructions(base=scope.base is not None, run=run)
+    agent.view_at_start = False  # the task presents what is under review (with --base, only it)
     agent.state["review"] = scope
     task = present(scope, options.commit, options.instructions)
     name = unit_name(scope)
