@@ -550,3 +550,19 @@ async def test_the_first_request_has_the_notebook_once(
     resumed = json.dumps(scripted_server.requests_to("responses")[-1].body["input"])
     # The first turn's view is part of that turn's history; the last view is of now.
     assert "# fixed by hand" in resumed.rsplit(NOTEBOOK_VIEW_MARK, 1)[1]
+
+
+async def test_the_first_request_says_the_task_once(
+    tmp_path: Path, scripted_settings: CodexMax, scripted_server: ScriptedModelServer
+) -> None:
+    """The ledger has nothing to tell at a session's start: the task is in the request once
+    (it was also in the ledger's copy, up to 1,000 characters of it twice)."""
+    path = make_notebook(tmp_path / "stats.ipynb", STATS)
+    scripted_server.load([{"text": "Done."}])
+    session = Session(scripted_settings, path)
+    try:
+        await session.agent.run_turn("Rename the variable zqxw_unique_marker please")
+    finally:
+        await session.close()
+    first = json.dumps(scripted_server.requests_to("responses")[0].body["input"])
+    assert first.count("zqxw_unique_marker") == 1

@@ -468,13 +468,15 @@ class Agent:
         self.turns += 1
         turn = self.turns
         self.dispatcher.undo = None
-        self.emit(ev.TurnStarted(turn, message))
         if not self.history:
             # A new session: where it is, then the notebook as it is now (so the first
-            # request already has the cells the user sees, unsaved ones included).
+            # request already has the cells the user sees, unsaved ones included). Made
+            # before the turn is announced: the ledger has nothing to say yet (it would
+            # repeat the message that follows).
             view = notebook_view(self.notebook, self.redact) if self.view_at_start else []
             self._extend([*self._head(), *view, *self._early_notes])
             self._early_notes.clear()
+        self.emit(ev.TurnStarted(turn, message))
         masked = self.redact(message)
         if masked != message:
             self.emit(ev.Notice("a credential in the message was masked before the model saw it"))
