@@ -111,6 +111,8 @@ class ScriptedModelServer:
         self._stopping = threading.Event()
         self._sockets: set[socket.socket] = set()
         self._active = 0
+        #: The most requests answered at once since the script was loaded.
+        self.peak_active = 0
         #: Connections accepted so far (a client that reuses connections opens few).
         self.connections_opened = 0
         self._ids = itertools.count(1)
@@ -175,6 +177,7 @@ class ScriptedModelServer:
             self._script = parsed
             self.requests.clear()
             self.failures.clear()
+            self.peak_active = 0
 
     @property
     def remaining_steps(self) -> int:
@@ -229,6 +232,7 @@ class ScriptedModelServer:
     def _busy(self, delta: int) -> None:
         with self._lock:
             self._active += delta
+            self.peak_active = max(self.peak_active, self._active)
 
     def next_id(self, prefix: str) -> str:
         return f"{prefix}_scripted{next(self._ids):04d}"
