@@ -20,6 +20,7 @@ import nbformat
 import pytest
 from daskhelpers import Cluster, can_hide, cluster_env
 from nbhelpers import call, cells_by_id, make_notebook
+from test_rate_limit import overlap
 
 from jupyter_codexmax.testing import ScriptedModelServer
 
@@ -155,10 +156,13 @@ def test_four_notebooks_on_a_local_cluster(
     scripted_server.load({"conversations": [_conversation(f"{n}.ipynb") for n in names]})
     scripted_server.api_key = KEY
     report = tmp_path / "report.json"
-    args = [*map(str, paths), "--task", TASK, "--full-auto", "--executor", "dask"]
-    result = _run([*args, "--jobs", "2", "--report", str(report)], scripted_server, key=True)
+    args = [*map(str, paths), "--task", TASK, "--full-auto", "--executor", "dask", "--jobs", "2"]
+    # One model request at a time across the two workers (a distributed.Semaphore).
+    args += ["--max-concurrent-requests", "1", "--report", str(report)]
+    result = _run(args, scripted_server, key=True)
     assert result.returncode == 0, result.stderr[-4000:]
     assert scripted_server.failures == []
+    assert overlap(scripted_server.requests) < 0.05
     data = _check_entries(report, paths, None)
     assert len({e["worker"] for e in data["notebooks"]}) <= 2
     assert KEY not in result.stdout + result.stderr + report.read_text()

@@ -23,6 +23,7 @@ import json
 import select
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -111,8 +112,6 @@ class ScriptedModelServer:
         self._stopping = threading.Event()
         self._sockets: set[socket.socket] = set()
         self._active = 0
-        #: The most requests answered at once since the script was loaded.
-        self.peak_active = 0
         #: Connections accepted so far (a client that reuses connections opens few).
         self.connections_opened = 0
         self._ids = itertools.count(1)
@@ -177,7 +176,6 @@ class ScriptedModelServer:
             self._script = parsed
             self.requests.clear()
             self.failures.clear()
-            self.peak_active = 0
 
     @property
     def remaining_steps(self) -> int:
@@ -232,7 +230,6 @@ class ScriptedModelServer:
     def _busy(self, delta: int) -> None:
         with self._lock:
             self._active += delta
-            self.peak_active = max(self.peak_active, self._active)
 
     def next_id(self, prefix: str) -> str:
         return f"{prefix}_scripted{next(self._ids):04d}"
@@ -433,6 +430,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         self.owner._busy(1)
+        record.extra["started"] = time.monotonic()
         try:
             if endpoint == "compact":
                 self._answer_compact(record)
@@ -442,6 +440,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.owner._say(f"#{record.number}: the client left mid-answer")
         finally:
+            record.extra["finished"] = time.monotonic()
             self.owner._busy(-1)
 
     def _record_request(self, method: str, raw: bytes) -> RecordedRequest:
