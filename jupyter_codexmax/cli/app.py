@@ -282,9 +282,39 @@ class RunApp(_Base):
         help="""Start a new session instead of continuing the one stored in each notebook
         (it is replaced when the first turn ends).""",
     ).tag(config=True)
+    executor = Unicode(
+        "",
+        help="""Where the notebooks run: local (this machine, --jobs at once; the default)
+        or dask (one Dask task per notebook, on the cluster at --scheduler or on a
+        LocalCluster of --jobs worker processes). See docs/scale.md.""",
+    ).tag(config=True)
+    scheduler = Unicode(
+        "", help="The Dask scheduler's address (tcp://host:8786); implies --executor dask."
+    ).tag(config=True)
+    max_concurrent_requests = Int(
+        0,
+        help="""Model requests in flight at once across all notebooks (and, with dask, all
+        workers); a 429 answer then slows every notebook down. 0: no limit.""",
+    ).tag(config=True)
+    report_md = Unicode("", help="Write the report as a Markdown table to this file.").tag(
+        config=True
+    )
+    resume = Unicode(
+        "",
+        help="""An earlier run's JSON report: skip the notebooks it lists as done, run the
+        others again (the new report, --report or else this file, lists them all).""",
+    ).tag(config=True)
 
     aliases = {
         **_model_aliases,
+        "executor": ("RunApp.executor", "local (default) or dask."),
+        "scheduler": ("RunApp.scheduler", "The Dask scheduler's address."),
+        "max-concurrent-requests": (
+            "RunApp.max_concurrent_requests",
+            "Model requests at once across the run.",
+        ),
+        "report-md": ("RunApp.report_md", "Write a Markdown report to this file."),
+        "resume": ("RunApp.resume", "Skip the notebooks an earlier report lists as done."),
         "task": ("RunApp.task", "The task for the agent."),
         "task-file": ("RunApp.task_file", "A file holding the task."),
         "jobs": ("RunApp.jobs", "Notebooks run at the same time."),
@@ -348,14 +378,32 @@ class RunApp(_Base):
             raise UsageError(
                 f"--timeout must be a number of seconds above 0 (0: no limit), not {self.timeout:g}"
             )
-        if self.report:
-            from .run import check_report_path
+        executor = self.executor or ("dask" if self.scheduler else "local")
+        if executor not in ("local", "dask"):
+            raise UsageError(f"--executor must be local or dask, not {executor!r}")
+        if self.scheduler and executor != "dask":
+            raise UsageError("--scheduler needs --executor dask")
+        if self.max_concurrent_requests < 0:
+            raise UsageError("--max-concurrent-requests must be 0 (no limit) or more")
+        carried: dict[str, Any] = {}
+        if self.resume:
+            from ..scale.report import ResumeError, done_entries
 
-            problem = check_report_path(self.report)
-            if problem:
-                raise UsageError(f"--report {self.report}: {problem}")
+            try:
+                carried = done_entries(self.resume)
+            except ResumeError as exc:
+                raise UsageError(f"--resume {self.resume}: {exc}") from exc
+        report = self.report or self.resume
+        for flag, target in (("--report", report), ("--report-md", self.report_md)):
+            if target:
+                from .run import check_report_path
+
+                problem = check_report_path(target)
+                if problem:
+                    raise UsageError(f"{flag} {target}: {problem}")
         settings = self.settings()
-        settings.require_api_key()
+        if not (executor == "dask" and self.scheduler):
+            settings.require_api_key()  # a cluster's workers have their own: they say
         settings.effort_for()
         from .run import RunOptions, Terminated, open_all, print_summary, run_notebooks
 
@@ -366,15 +414,38 @@ class RunApp(_Base):
             for problem in problems:
                 print(f"jupyter-codexmax: error: {redact(str(problem))}", file=sys.stderr)
             return EXIT_USAGE
+        done = [carried[p] for p in map(str, (j.doc.path.resolve() for j in jobs)) if p in carried]
+        jobs = [j for j in jobs if str(j.doc.path.resolve()) not in carried]
+        if done and not self.quiet:
+            print(
+                f"jupyter-codexmax: {len(done)} notebook(s) done in {self.resume}, skipped; "
+                f"{len(jobs)} to run",
+                file=sys.stderr,
+            )
         options = RunOptions(
             task=task,
             jobs=self.jobs,
             timeout=self.timeout or None,
-            report=self.report,
+            report=report,
+            report_md=self.report_md,
             quiet=self.quiet,
+            carried=done,
+            max_requests=self.max_concurrent_requests,
         )
         try:
-            status, outcomes = asyncio.run(run_notebooks(settings, jobs, options))
+            if executor == "dask" and jobs:
+                from ..scale.dask_executor import run_on_dask
+
+                status, outcomes = run_on_dask(
+                    settings,
+                    jobs,
+                    options,
+                    scheduler=self.scheduler,
+                    workers=self.jobs,
+                    new_session=self.new_session,
+                )
+            else:
+                status, outcomes = asyncio.run(run_notebooks(settings, jobs, options))
         except Terminated:
             print("jupyter-codexmax: terminated", file=sys.stderr)
             return 143

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import json
 import logging
 import os
 import signal
@@ -30,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import secrets
 from ..agent.approvals import RefusingApprover
@@ -41,14 +40,25 @@ from ..diffs import unified_diff
 from ..notebook.document import NotebookError
 from ..notebook.file import FileNotebook
 from ..providers.base import Usage
-from ..safefs import atomic_write, check_writable
+from ..safefs import check_writable
 from ..session.journal import MACHINE, kept_here
 from ..session.store import SessionError, SessionRecord, find_record
 from ..text import printable
 from ..workspace import PathError, Workspace
 from .progress import Progress
+from .reports import check_report_path, peak_memory_mb, write_report, write_reports
 
-__all__ = ["RunOptions", "run_notebooks"]
+if TYPE_CHECKING:
+    from ..scale.limiter import Limiter
+
+__all__ = [
+    "RunOptions",
+    "check_report_path",
+    "peak_memory_mb",
+    "run_notebooks",
+    "write_report",
+    "write_reports",
+]
 
 log = logging.getLogger("jupyter_codexmax.run")
 
@@ -59,7 +69,16 @@ class RunOptions:
     jobs: int = 1
     timeout: float | None = None
     report: str = ""
+    report_md: str = ""
     quiet: bool = False
+    #: Report entries of notebooks an earlier run did (``--resume``), carried over.
+    carried: list[dict[str, Any]] = field(default_factory=list)
+    #: ``--max-concurrent-requests``: one limit on the model requests of every notebook
+    #: (:mod:`..scale.limiter`); None: none.
+    max_requests: int = 0
+    limiter: Limiter | None = None
+    #: Where each notebook runs, for its report entry (a Dask worker's address there).
+    worker: str = "local"
 
 
 @dataclass
@@ -226,11 +245,18 @@ async def _run_one(
     runner = HeadlessRunner(
         doc.path, doc.nb, env=kernel_environment(settings), sandbox=kernel_sandbox
     )
+    provider = None
+    if options.limiter is not None:
+        from ..providers import open_provider
+        from ..scale.limiter import LimitedProvider
+
+        provider = LimitedProvider(open_provider(settings), options.limiter)
     agent = Agent(
         settings,
         workspace=job.workspace,
         notebook=doc,
         runner=runner,
+        provider=provider,
         approver=RefusingApprover(),
         on_event=progress.handler(name),
         resume=job.record,
@@ -291,6 +317,7 @@ async def _run_one(
     data = {
         "path": str(doc.path),
         "status": outcome.status,
+        "worker": options.worker,
         "turn_status": turn.status,
         "error": outcome.error,
         "steps": turn.steps,
@@ -302,6 +329,7 @@ async def _run_one(
         "files_changed": sorted(agent.state.get("files_touched", set())),
         "file_diffs": "".join(agent.state.get("file_diffs", [])),
         "usage": _usage(turn.usage),
+        "cost_usd": turn_cost(agent, turn.usage),
         "session": {
             "id": agent.session_id,
             "turns": agent.turns,
@@ -351,6 +379,14 @@ def _saver(settings: CodexMax, doc: FileNotebook) -> SaveSession:
     return save
 
 
+def turn_cost(agent: Agent, usage: Usage) -> float | None:
+    """What this run's turn cost in US dollars (None: the model's price is unknown)."""
+    from ..agent.accounting import cost_of
+
+    price = agent.price()
+    return None if price is None else round(cost_of(usage, price), 6)
+
+
 def _usage(usage: Usage) -> dict[str, int]:
     return {
         "input_tokens": usage.input_tokens,
@@ -367,6 +403,10 @@ async def run_notebooks(
     progress = Progress(quiet=options.quiet, prefix=True)
     names = _short_names([j.doc.path for j in jobs])
     limit = asyncio.Semaphore(max(1, options.jobs))
+    if options.max_requests and options.limiter is None:
+        from ..scale.limiter import LocalLimiter
+
+        options.limiter = LocalLimiter(options.max_requests)
 
     async def one(job: Prepared) -> NotebookOutcome:
         async with limit:
@@ -404,19 +444,7 @@ async def run_notebooks(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGTERM)
     status = 0 if all(o.status == "done" for o in outcomes) else 1
-    if options.report:
-        try:
-            write_report(options.report, settings, started, outcomes, status)
-        except OSError as exc:
-            from ..agent.dispatch import failure_text
-
-            print(
-                f"jupyter-codexmax: error: the report was not written to {options.report}: "
-                f"{failure_text(exc)}",
-                file=sys.stderr,
-            )
-            status = 1
-    return status, outcomes
+    return write_reports(options, settings, started, outcomes, status), outcomes
 
 
 class Terminated(Exception):
@@ -429,88 +457,6 @@ def _short_names(paths: list[Path]) -> dict[Path, str]:
         common = Path(os.path.commonpath([str(p.parent) for p in paths]))
         names = {p: str(p.relative_to(common)) for p in paths}
     return names
-
-
-def check_report_path(target: str) -> str | None:
-    """Why a report could not be written to ``target`` (None: it can be), checked before
-    the run: a folder, a pipe or device, a file or folder that cannot be written."""
-    path = Path(target).expanduser()
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        mode = None
-    except OSError as exc:
-        return f"cannot be used: {exc.strerror or exc}"
-    if mode is not None:
-        import stat
-
-        from ..fileio import describe_mode
-
-        if not stat.S_ISREG(mode):
-            return f"is {describe_mode(mode)}; give a file path for the report"
-        if not os.access(path, os.W_OK):
-            return "cannot be written (no permission)"
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        return f"{folder} is not a folder"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"{folder} cannot be written (no permission)"
-    return None
-
-
-def write_report(
-    target: str,
-    settings: CodexMax,
-    started: datetime.datetime,
-    outcomes: list[NotebookOutcome],
-    status: int,
-) -> None:
-    report = {
-        "version": 1,
-        "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "exit_status": status,
-        "peak_memory_mb": peak_memory_mb(),
-        "settings": {
-            "provider": settings.provider,
-            "model": settings.model,
-            "reasoning_effort": settings.reasoning_effort,
-            "approval": settings.approval,
-            "base_url": settings.base_url,
-            "sandbox": settings.sandbox,
-        },
-        "notebooks": [
-            o.data or {"path": o.path, "status": o.status, "error": o.error} for o in outcomes
-        ],
-    }
-    report = secrets.redact_value(report, secrets.credential_values(os.environ))
-    text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
-    path = Path(target)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, text.encode("utf-8"))
-
-
-def peak_memory_mb() -> float | None:
-    """This process's peak resident memory in MiB (None where the OS does not say).
-
-    On Linux, ``VmHWM`` (getrusage's figure survives ``exec``, so it would count the memory
-    of whatever process started this one)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
 
 
 def print_summary(outcomes: list[NotebookOutcome], out: Any = None) -> None:

@@ -176,6 +176,9 @@ class Retrying:
     max_retries: int
     delay: float
     reason: str
+    #: The server said "too many requests" (HTTP 429): a shared rate limit slows every
+    #: agent down, not only this one (:mod:`jupyter_codexmax.scale.limiter`).
+    rate_limited: bool = False
 
 
 @dataclass(frozen=True)

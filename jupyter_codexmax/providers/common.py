@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ..errors import ModelError, ProtocolError, ResponseTimeout
+from ..errors import ModelError, ProtocolError, RateLimitError, ResponseTimeout
 from .base import (
     SCRIPTED_SERVER_HEADER,
     EndpointCheck,
@@ -149,7 +149,13 @@ class HttpProvider(Provider):
             log.info(
                 "retrying in %.2f s (%d/%d): %s", delay, attempt, self.retry.max_retries, failure
             )
-            yield Retrying(attempt, self.retry.max_retries, delay, str(failure))
+            yield Retrying(
+                attempt,
+                self.retry.max_retries,
+                delay,
+                str(failure),
+                rate_limited=isinstance(failure, RateLimitError),
+            )
             await asyncio.sleep(delay)
 
     def _too_slow(self, limit: float) -> ResponseTimeout:

@@ -23,6 +23,7 @@ import json
 import select
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -429,6 +430,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         self.owner._busy(1)
+        record.extra["started"] = time.monotonic()
         try:
             if endpoint == "compact":
                 self._answer_compact(record)
@@ -438,6 +440,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.owner._say(f"#{record.number}: the client left mid-answer")
         finally:
+            record.extra["finished"] = time.monotonic()
             self.owner._busy(-1)
 
     def _record_request(self, method: str, raw: bytes) -> RecordedRequest:
