@@ -14,6 +14,7 @@ The ``notebook.*`` requests are sent by ``call``, the bridge's, awaited on the a
 from __future__ import annotations
 
 import copy
+import errno
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,6 +25,12 @@ from .document import CellNotFound, Checkpoint, NotebookDocument, NotebookError
 __all__ = ["CellChanged", "LiveNotebook"]
 
 Call = Callable[..., Awaitable[Any]]
+
+#: Why a save of a notebook JupyterLab opened read-only is not made.
+READ_ONLY_IN_LAB = (
+    "the notebook is read-only in JupyterLab (the file cannot be written): the changes are "
+    "on screen, not saved; File > Save Notebook As... keeps them"
+)
 
 
 class CellChanged(CellNotFound):
@@ -247,6 +254,10 @@ class LiveNotebook(NotebookDocument):
         if not self._unsaved:
             return False
         result = await self._call("notebook.save")
+        if result.get("read_only"):
+            # The change stays on screen (and in this copy); no save is tried, so no error
+            # dialog opens in JupyterLab. Said as a file that cannot be written is.
+            raise PermissionError(errno.EACCES, READ_ONLY_IN_LAB)
         self._unsaved = False
         self.dirty = False
         return bool(result.get("saved", True))

@@ -439,6 +439,11 @@ export class NotebookBridge {
 
   private async _save(): Promise<JSONObject> {
     this._model();
+    if (this.context.contentsModel?.writable === false) {
+      // JupyterLab would try, fail and open an error dialog at each of the agent's saves:
+      // the kernel is told instead, and says it once.
+      return { saved: false, read_only: true };
+    }
     await this.context.save();
     return { saved: !this.context.model.dirty };
   }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,8 +39,17 @@ def edit(cell_id: str, **fields: Any) -> dict[str, Any]:
 class Live:
     """A notebook in JupyterLab with the extension, and what the agent shows in it."""
 
-    def __init__(self, page: Page, lab: Lab, name: str, cells: list[tuple[str, str]]):
-        write_notebook(lab.root, cells, name=name)
+    def __init__(
+        self,
+        page: Page,
+        lab: Lab,
+        name: str,
+        cells: list[tuple[str, str]],
+        before_open: Callable[[Path], None] | None = None,
+    ):
+        written = write_notebook(lab.root, cells, name=name)
+        if before_open is not None:
+            before_open(written)
         self.nb = Notebook(page, lab, name).open()
         self.page = page
         self.lab = lab
@@ -492,3 +502,58 @@ def test_a_run_past_its_time_limit_is_interrupted(
     assert "starting" in live.nb.output(1).inner_text(), "what it printed stays"
     assert took < 30, f"interrupted at the limit, not after the cell's minute ({took:.0f} s)"
     assert scripted_server.failures == []
+
+
+# -- a notebook JupyterLab opened read-only -------------------------------------------------
+
+
+def test_a_read_only_notebook_is_never_saved_and_no_dialog_opens(
+    page: Page, lab: Lab, scripted_server: ScriptedModelServer, screenshots: Path
+) -> None:
+    """The file cannot be written (JupyterLab says read-only): the agent's edit and run
+    happen on screen, no save is tried (JupyterLab opened an error dialog at each), the
+    tools are not failed for it, and the panel says once why nothing was saved."""
+    import subprocess
+
+    immutable: list[Path] = []
+
+    def make_immutable(path: Path) -> None:
+        # Root writes through a 0444 file; an immutable one it cannot write either.
+        done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"chattr +i is not possible here: {done.stderr.decode().strip()}")
+        immutable.append(path)
+
+    scripted_server.load(
+        [
+            {"calls": [edit("calc", action="find_replace", find="21", replace="42")]},
+            {"calls": [call("run_cells", {"cell_ids": ["calc"]})]},
+            {"expect": {"contains": "126"}, "text": "x is 42 now; it prints 126."},
+        ]
+    )
+    try:
+        live = Live(
+            page,
+            lab,
+            "readonly.ipynb",
+            [("load", "%load_ext jupyter_codexmax"), ("calc", "x = 21\nprint(x * 3)"), ("ask", "")],
+            before_open=make_immutable,
+        )
+        before = immutable[0].read_bytes()
+        live.load()
+        live.ask("ask", "%%agent --approval auto\nDouble x and run the cell")
+        live.wait_text("calc", "x = 42\nprint(x * 3)")
+        live.nb.wait_output(1, "126")
+        summary = live.wait_summary("ask")
+        live.shoot(screenshots, "1-read-only-summary")
+        assert scripted_server.failures == []
+        assert live.dialogs() == 0, "no 'File Save Error' dialog"
+        assert "x is 42 now" in summary
+        assert "read-only in JupyterLab" in summary, summary
+        assert "BridgeError" not in summary and "\u2717" not in summary, summary
+        requests = _requests_text(scripted_server)
+        assert "read-only in JupyterLab" in requests[1], "the model is told why it was not saved"
+        assert immutable[0].read_bytes() == before
+    finally:
+        for path in immutable:
+            subprocess.run(["chattr", "-i", str(path)], check=False)
