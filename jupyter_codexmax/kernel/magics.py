@@ -42,8 +42,9 @@ HELP = """jupyter-codexmax: a coding agent in this notebook.
     the notebook as last saved and its edits are proposals (%agent proposals, apply).
     --effort: none, minimal, low, medium, high, xhigh. --approval: read-only, ask, auto.
     --notebook: the notebook's path, where the kernel cannot tell (nbclient, papermill).
-    --wait: run the turn in the cell even with the JupyterLab bridge (then it runs in the
-    background, on the open notebook). Interrupt the kernel to stop a turn in the cell.
+    --wait: the cell waits for the turn to end. With the JupyterLab extension a turn
+    otherwise runs in the background, on the open notebook, and the cell returns at once.
+    Interrupt the kernel to stop a turn in the cell.
 
 %agent status       the session, model and effort, context used and left, usage and cost
 %agent history      what the agent did
