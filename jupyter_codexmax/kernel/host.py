@@ -93,8 +93,11 @@ class KernelHost:
 
     def attach(self, bridge: Bridge) -> None:
         """Answer the frontend's requests (a sidebar chat's turns, stop, approvals)."""
+        from .chat import check_params, session_data
+
         self.bridge = bridge
-        bridge.handlers = {
+        handlers: dict[str, Any] = {
+            "agent.session": lambda params: session_data(self),
             "agent.turn": self._bridge_turn,
             "agent.stop": lambda params: {"stopped": self.stop()},
             "agent.approve": lambda params: {
@@ -102,6 +105,11 @@ class KernelHost:
             },
             "agent.status": lambda params: self.status_data(),
         }
+
+        def checked(method: str, handler: Any) -> Any:
+            return lambda params: handler(check_params(method, params))
+
+        bridge.handlers = {name: checked(name, h) for name, h in handlers.items()}
 
     @property
     def bridged(self) -> bool:
@@ -417,14 +425,18 @@ class KernelHost:
         return value if isinstance(value, str) and value else None
 
     def _bridge_turn(self, params: dict[str, Any]) -> dict[str, Any]:
-        """``agent.turn`` from the frontend (a sidebar chat): a turn in the background."""
-        message = str(params.get("message") or "").strip()
-        if not message:
-            raise CodexmaxError("agent.turn needs a message")
-        if self.background:
-            raise CodexmaxError("the agent is working on a turn")
+        """``agent.turn`` from the frontend (a sidebar chat): a turn in the background,
+        continuing the notebook's session (params checked by :func:`.chat.check_params`)."""
+        from .chat import BUSY
+
+        if not self.bridged:
+            raise CodexmaxError("no frontend holds the notebook")
+        try:
+            self.refuse_if_working()
+        except CodexmaxError:
+            raise CodexmaxError(BUSY) from None
         self.run_turn(
-            message,
+            str(params["message"]).strip(),
             model=params.get("model"),
             effort=params.get("effort"),
             approval=params.get("approval"),
@@ -554,6 +566,8 @@ class KernelHost:
         notebook to find."""
         if self.session is not None:
             return self.session
+        if self._bridge_notebook():
+            return self.open_session()  # the notebook the frontend holds
         from .locate import locate_notebook
 
         path, _ = locate_notebook(self.shell, None, self.cell_source())
