@@ -362,14 +362,8 @@ export class Transcript {
             this._push({ kind: 'notice', level: 'error', text: str(event.error) })
           );
         }
-        if (status !== 'done') {
-          changes.push(
-            this._push({
-              kind: 'end',
-              status,
-              text: status === 'stopped' ? 'stopped' : ''
-            })
-          );
+        if (status === 'stopped') {
+          changes.push(this._push({ kind: 'end', status, text: 'stopped' }));
         }
         return changes;
       }
@@ -393,6 +387,9 @@ export class Transcript {
   /** The meter's line: "context 5.23k of 272k (2%), 266.8k left · 0 compactions · ...". */
   get meterText(): string {
     const m = this.meter;
+    if (m.contextTokens === null && !m.inputTokens && !this.sessionId) {
+      return ''; // no session yet: nothing to count
+    }
     const parts: string[] = [];
     if (m.contextTokens !== null && m.contextWindow) {
       const left = Math.max(0, m.contextWindow - m.contextTokens);

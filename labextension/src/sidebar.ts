@@ -40,6 +40,8 @@ class Thread {
   loaded = false;
   /** The kernel's copy of the session was asked for since the bridge came up. */
   synced = false;
+  /** Why the agent could not be loaded in the kernel (the header says so). */
+  problem = '';
 }
 
 function el<K extends keyof HTMLElementTagNameMap>(
@@ -178,6 +180,9 @@ export class ChatSidebar extends Widget {
       }
     } catch (error) {
       this._note(thread, 'error', message(error));
+      if (!thread.bridge.isConnected) {
+        thread.problem = 'the agent is not available in this kernel';
+      }
     } finally {
       this._sending = false;
       this._send.disabled = false;
@@ -229,8 +234,21 @@ export class ChatSidebar extends Widget {
     if (thread.loaded) {
       return;
     }
+    const context = thread.panel.context;
+    if (!context.isReady) {
+      // The file is not read yet: its session shows once it is.
+      void context.ready.then(() => {
+        if (!thread.loaded && !thread.transcript.rows.length) {
+          this._loadStored(thread);
+          if (thread === this._thread) {
+            this._renderAll();
+          }
+        }
+      });
+      return;
+    }
     thread.loaded = true;
-    const model = thread.panel.context.model;
+    const model = context.model;
     try {
       thread.transcript.load(parseRecord(model?.getMetadata('codexmax') ?? null));
     } catch (error) {
@@ -279,6 +297,7 @@ export class ChatSidebar extends Widget {
       thread.synced = false;
       thread.transcript.busy = false;
     } else {
+      thread.problem = '';
       void this._sync(thread);
     }
     if (thread === this._thread) {
@@ -451,7 +470,10 @@ export class ChatSidebar extends Widget {
     const bridge = thread.bridge;
     let phase = busy ? 'working…' : 'idle';
     if (!bridge.isConnected) {
-      phase = bridge.state.problem || 'the agent loads with your first message';
+      phase =
+        bridge.state.problem ||
+        thread.problem ||
+        'the agent loads with your first message';
     } else if (bridge.state.phase === 'waiting') {
       phase = 'waiting for your approval';
     }
@@ -640,7 +662,11 @@ export class ChatSidebar extends Widget {
     const node = el('div', 'jp-codexmax-Chat-row jp-codexmax-Chat-approval');
     node.dataset.requestId = row.requestId;
     node.append(
-      el('div', 'jp-codexmax-Chat-approvalWhat', `Approve ${row.what}: ${row.summary}`)
+      el(
+        'div',
+        'jp-codexmax-Chat-approvalWhat',
+        `Approval needed (${row.what}): ${row.summary}`
+      )
     );
     if (row.detail) {
       node.append(el('pre', 'jp-codexmax-Chat-args', row.detail));

@@ -116,6 +116,9 @@ test('approvals, stop, errors, the plan and the meter', () => {
   });
   const errors = t.rows.filter(r => r.kind === 'notice' && r.level === 'error');
   assert.equal(errors.length, 1, 'the error is said once');
+  assert.equal(t.rows[t.rows.length - 1].kind, 'notice', 'the error line, no more');
+  t.handle({ type: 'TurnStarted', turn: 4, message: 'again' });
+  t.handle({ type: 'TurnFinished', turn: 4, status: 'stopped', final_text: '' });
   assert.equal(t.rows[t.rows.length - 1].kind, 'end');
   assert.equal(formatTokens(950), '950');
   assert.equal(formatTokens(1_200_000), '1.2M');
