@@ -26,7 +26,7 @@ import { AgentToolbarItem } from './toolbar.js';
 /** This extension's version (the Python package's: tests check they agree). */
 export const VERSION = '0.1.0';
 
-/** The command that opens the sidebar chat (palette, notebook context menu, Ctrl+Alt+A). */
+/** The command that opens the sidebar chat (palette, notebook context menu, Ctrl+Alt+C). */
 export const OPEN_CHAT = 'codexmax:open-chat';
 
 /** One bridge per open notebook (its document context), shared by both plugins. */
@@ -138,7 +138,7 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
     });
     app.commands.addKeyBinding({
       command: OPEN_CHAT,
-      keys: ['Accel Alt A'],
+      keys: ['Accel Alt C'],
       selector: 'body'
     });
   }

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from browser.lab import Lab, Notebook
-from browser.screenshots import API_KEY, ENDED, write_notebook
+from browser.screenshots import API_KEY, write_notebook
 from jupyter_codexmax.testing import ScriptedModelServer
 
 if TYPE_CHECKING:
@@ -186,9 +186,15 @@ def test_switching_notebooks_switches_the_session(
 ) -> None:
     scripted_server.load([{"text": "Answer for the first notebook."}])
     write_notebook(lab.root, [("a", "a = 1")], name="first.ipynb")
-    _open(page, lab, "first.ipynb", [("a", "a = 1")])
+    nb = _open(page, lab, "first.ipynb", [("a", "a = 1")])
     sidebar = Sidebar(page)
-    sidebar.open()
+    # The keyboard shortcut opens it (from the notebook, in command mode).
+    nb.cell(0).locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("Control+Alt+c")
+    sidebar.node.locator(".jp-codexmax-Chat-input").wait_for(state="visible")
+    assert page.evaluate("() => document.activeElement?.className").startswith(
+        "jp-codexmax-Chat-input"
+    ), "the caret is in the message box"
     sidebar.send("Hello from the first notebook")
     sidebar.wait_row(".jp-codexmax-Chat-answer", "Answer for the first notebook.")
     sidebar.wait_idle()
@@ -298,7 +304,7 @@ def test_approval_stop_and_an_error_line(
     assert scripted_server.failures == []
 
 
-# -- 4. a kernel without the package -----------------------------------------------------------------
+# -- 4. a kernel without the package -------------------------------------------------------------
 
 
 NO_PACKAGE = """
