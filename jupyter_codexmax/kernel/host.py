@@ -55,6 +55,9 @@ log = logging.getLogger("jupyter_codexmax.kernel")
 #: Seconds between two refreshes of a working panel's clock.
 TICK = 1.0
 
+#: Seconds a stop waits for the agent's loop to cancel the turn (it takes well under 1 ms).
+STOP_APPLIED = 2.0
+
 #: Seconds a second interrupt waits for the agent to stop before the cell gives up on it.
 STOP_WAIT = 10.0
 
@@ -555,10 +558,21 @@ class KernelHost:
         return f"{name}: working in the background; its result replaces this output"
 
     def stop(self) -> bool:
+        """Stop the running turn. Returns once the agent's task is cancelled (no more of its
+        answer comes; the turn then saves its session and ends with ``TurnFinished``), so a
+        frontend can say "stopped" at once."""
         session = self.session
         if session is None or not session.agent.busy:
             return False
-        self.agent_loop.call(session.agent.stop)
+        agent = session.agent
+
+        async def stop_now() -> bool:
+            return agent.stop()
+
+        try:
+            self.agent_loop.submit(stop_now()).result(timeout=STOP_APPLIED)
+        except concurrent.futures.TimeoutError:
+            log.debug("the agent's loop did not take the stop within %s s", STOP_APPLIED)
         return True
 
     def current(self) -> NotebookSession | None:

@@ -149,11 +149,25 @@ export class Transcript {
     return [this._push({ kind: 'notice', level, text })];
   }
 
+  /**
+   * The kernel has stopped the turn (its `agent.stop` answered): said at once; the turn's
+   * own end (`TurnFinished`, once its session is saved) adds no second row.
+   */
+  stopped(): Change[] {
+    if (!this.busy || this._stopShown) {
+      return [];
+    }
+    this._stopShown = true;
+    this._answer = -1;
+    return [this._push({ kind: 'end', status: 'stopped', text: 'stopped' })];
+  }
+
   /** One of the agent's events (checked by `parseEvent`): the rows that changed. */
   handle(event: IAgentEvent): Change[] {
     switch (event.type) {
       case 'TurnStarted': {
         this.busy = true;
+        this._stopShown = false;
         this._answer = -1;
         this._reasoning = -1;
         this.turns = num(event.turn) ?? this.turns + 1;
@@ -362,9 +376,10 @@ export class Transcript {
             this._push({ kind: 'notice', level: 'error', text: str(event.error) })
           );
         }
-        if (status === 'stopped') {
+        if (status === 'stopped' && !this._stopShown) {
           changes.push(this._push({ kind: 'end', status, text: 'stopped' }));
         }
+        this._stopShown = false;
         return changes;
       }
       default:
@@ -427,6 +442,7 @@ export class Transcript {
   private _answer = -1;
   private _reasoning = -1;
   private _errored = false;
+  private _stopShown = false;
   private readonly _tools = new Map<string, number>();
   private readonly _approvals = new Map<string, number>();
 }

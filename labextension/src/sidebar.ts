@@ -199,7 +199,15 @@ export class ChatSidebar extends Widget {
     this._stop.disabled = true;
     this._setPhase('stopping…');
     try {
-      await thread.bridge.stop();
+      if (await thread.bridge.stop()) {
+        const changes = thread.transcript.stopped();
+        if (thread === this._thread) {
+          this._apply(changes);
+          this._setPhase('stopped: saving the session…');
+        }
+      } else {
+        this._renderPhase();
+      }
     } catch (error) {
       this._note(thread, 'error', message(error));
       this._renderPhase();

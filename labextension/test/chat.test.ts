@@ -120,6 +120,14 @@ test('approvals, stop, errors, the plan and the meter', () => {
   t.handle({ type: 'TurnStarted', turn: 4, message: 'again' });
   t.handle({ type: 'TurnFinished', turn: 4, status: 'stopped', final_text: '' });
   assert.equal(t.rows[t.rows.length - 1].kind, 'end');
+  // Stopped from the sidebar: said when the kernel answers, once.
+  t.handle({ type: 'TurnStarted', turn: 5, message: 'long' });
+  t.handle({ type: 'TextDelta', text: 'par' });
+  assert.equal(t.stopped().length, 1);
+  assert.equal(t.stopped().length, 0);
+  t.handle({ type: 'TurnFinished', turn: 5, status: 'stopped', final_text: '' });
+  assert.equal(t.rows.filter(r => r.kind === 'end').length, 2, 'one per stopped turn');
+  assert.equal(t.stopped().length, 0, 'nothing runs');
   assert.equal(formatTokens(950), '950');
   assert.equal(formatTokens(1_200_000), '1.2M');
 });

@@ -289,6 +289,12 @@ def test_approval_stop_and_an_error_line(
     stop.click()
     sidebar.wait_row(".jp-codexmax-Chat-end", "stopped")
     sidebar.wait_idle()
+    stopped = sidebar.node.locator(".jp-codexmax-Chat-answer").last
+    length = len(stopped.inner_text())
+    time.sleep(0.6)  # three of the stream's delays: nothing more comes
+    assert len(stopped.inner_text()) == length
+    assert length < len("A long answer that goes on " * 40)
+    assert sidebar.node.locator(".jp-codexmax-Chat-end").count() == 1
     _shoot(page, screenshots, "3-stopped")
 
     # An error: the server refuses the credentials; one line, no traceback.
