@@ -6,6 +6,7 @@ loads with a silent execute."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +157,37 @@ def test_one_turn_at_a_time_and_stop(tmp_path: Path, scripted_server: ScriptedMo
     finished = [e for e in frontend.events if e["type"] == "TurnFinished"]
     assert [e["status"] for e in finished] == ["stopped"]
     assert len(scripted_server.requests_to("responses")) == 1
+
+
+def test_stop_ends_a_streaming_turn_at_once_every_time(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """Stopped mid-stream, again and again: each turn ends within a second, no request is
+    sent again, and no more of the answer comes after the stop's answer."""
+    import time
+
+    rounds = int(os.environ.get("STOP_ROUNDS", "8"))
+    slow = {"text": "A slow answer " * 200, "chunk": 4, "delay": 0.1}
+    scripted_server.load([slow] * rounds)
+    path, kernel = sidebar(tmp_path, scripted_server)
+    with kernel:
+        frontend = FakeFrontend(kernel, path)
+        load_silently(frontend)
+        for n in range(rounds):
+            turn = frontend.request("agent.turn", message=f"slow {n}")
+            frontend.pump(lambda turn=turn: turn in frontend.replies)
+            assert frontend.replies[turn]["ok"], (n, frontend.replies[turn])
+            frontend.pump(lambda: sum(1 for e in frontend.events if e["type"] == "TextDelta") > 3)
+            asked = time.monotonic()
+            stop = frontend.request("agent.stop")
+            frontend.pump(lambda stop=stop: stop in frontend.replies)
+            after = len(frontend.events)
+            frontend.pump(frontend.turn_finished(n + 1), timeout=10)
+            took = time.monotonic() - asked
+            late = [e for e in frontend.events[after:] if e["type"] == "TextDelta"]
+            assert frontend.replies[stop]["result"] == {"stopped": True}
+            assert took < 1.5, f"round {n}: the turn ended {took:.1f} s after the stop"
+            assert late == [], f"round {n}: {len(late)} deltas after the stop's answer"
+            # The next round counts its own events (one TurnFinished per round before it).
+            frontend.events[:] = [{"type": "TurnFinished"}] * (n + 1)
+    assert len(scripted_server.requests_to("responses")) == rounds

@@ -58,6 +58,9 @@ TICK = 1.0
 #: Seconds a stop waits for the agent's loop to cancel the turn (it takes well under 1 ms).
 STOP_APPLIED = 2.0
 
+#: Seconds a frontend's request waits for a finished background turn's thread to end.
+SETTLE_WAIT = 2.0
+
 #: Seconds a second interrupt waits for the agent to stop before the cell gives up on it.
 STOP_WAIT = 10.0
 
@@ -88,6 +91,10 @@ class KernelHost:
         self.session: NotebookSession | None = None
         self.background = False
         self._running: concurrent.futures.Future[Any] | None = None
+        #: The background turn's (session, future, approval before it), and whether its
+        #: TurnFinished was sent: what :meth:`_settle` needs.
+        self._ending: tuple[NotebookSession, concurrent.futures.Future[Any], str] | None = None
+        self._turn_over = False
         self.bridge = bridge
         if bridge is not None:
             self.attach(bridge)
@@ -218,6 +225,8 @@ class KernelHost:
     def _event(self, session: NotebookSession, event: ev.Event) -> None:
         """On the agent's thread: hand the event to the main thread's renderer, and to the
         frontend (a sidebar shows them)."""
+        if isinstance(event, ev.TurnFinished):
+            self._turn_over = True  # before the frontend hears of it (see _settle)
         self.main.post(lambda: self._render(session, event))
         if self.bridged and self.bridge is not None:
             self.bridge.notify("event", event=ev.to_json(event))
@@ -313,6 +322,7 @@ class KernelHost:
         session.in_background = background
         if background:
             self.background = True
+            self._turn_over = False
             future = self.agent_loop.submit(
                 self._turn(session, message, model=model, effort=effort, live=True)
             )
@@ -323,6 +333,7 @@ class KernelHost:
                 self.main.post(lambda: self._background_done(session, done, previous))
 
             future.add_done_callback(finished)
+            self._ending = (session, future, previous)
             return
         try:
             with self.main.hold():  # the first events are served here, not after the cell
@@ -410,6 +421,10 @@ class KernelHost:
     def _background_done(
         self, session: NotebookSession, future: concurrent.futures.Future[Any], previous: str
     ) -> None:
+        if self._running is not future and self._running is not None:
+            return  # handled already (by _settle), and another turn runs
+        if not self.background:
+            return  # handled already
         self.background = False
         self._running = None
         session.agent.set_approval(previous)
@@ -420,6 +435,21 @@ class KernelHost:
             log.warning("the background turn failed: %s", exc)
             if session.view is not None:
                 session.view.note(f"error: {exc}")
+
+    def _settle(self) -> None:
+        """A background turn that has finished (the frontend heard its ``TurnFinished``)
+        but whose end this thread has not handled yet: handled now, so a request sent on
+        hearing it (the sidebar's next message) is not refused as "working". Its thread
+        finishes within milliseconds of the event; a turn still running is left alone."""
+        ending = self._ending
+        if not self.background or not self._turn_over or ending is None:
+            return
+        session, future, previous = ending
+        try:
+            future.exception(timeout=SETTLE_WAIT)
+        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+            return
+        self._background_done(session, future, previous)
 
     def cell_id(self) -> str | None:
         """The id of the cell being run, as the frontend sent it (JupyterLab does)."""
@@ -434,6 +464,7 @@ class KernelHost:
 
         if not self.bridged:
             raise CodexmaxError("no frontend holds the notebook")
+        self._settle()
         try:
             self.refuse_if_working()
         except CodexmaxError:
