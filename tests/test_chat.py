@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,10 @@ def sidebar(tmp_path: Path, server: ScriptedModelServer) -> tuple[Path, Kernel]:
         tmp_path, server, data_dir=tmp_path / "data", env={"JPY_SESSION_NAME": str(path)}
     )
     return path, kernel
+
+
+def replied(frontend: FakeFrontend, request_id: str) -> Callable[[], bool]:
+    return lambda: request_id in frontend.replies
 
 
 def load_silently(frontend: FakeFrontend) -> str:
@@ -175,12 +180,12 @@ def test_stop_ends_a_streaming_turn_at_once_every_time(
         load_silently(frontend)
         for n in range(rounds):
             turn = frontend.request("agent.turn", message=f"slow {n}")
-            frontend.pump(lambda turn=turn: turn in frontend.replies)
+            frontend.pump(replied(frontend, turn))
             assert frontend.replies[turn]["ok"], (n, frontend.replies[turn])
             frontend.pump(lambda: sum(1 for e in frontend.events if e["type"] == "TextDelta") > 3)
             asked = time.monotonic()
             stop = frontend.request("agent.stop")
-            frontend.pump(lambda stop=stop: stop in frontend.replies)
+            frontend.pump(replied(frontend, stop))
             after = len(frontend.events)
             frontend.pump(frontend.turn_finished(n + 1), timeout=10)
             took = time.monotonic() - asked
