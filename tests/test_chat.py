@@ -196,3 +196,31 @@ def test_stop_ends_a_streaming_turn_at_once_every_time(
             # The next round counts its own events (one TurnFinished per round before it).
             frontend.events[:] = [{"type": "TurnFinished"}] * (n + 1)
     assert len(scripted_server.requests_to("responses")) == rounds
+
+
+def test_no_api_key_is_one_line_to_the_sidebar(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """No key where the endpoint needs one: the turn's error is one line naming the
+    variable, no traceback; nothing is sent anywhere."""
+    scripted_server.load([])
+    path = chat_notebook(tmp_path)
+    env = {
+        "JPY_SESSION_NAME": str(path),
+        "OPENAI_API_KEY": "",
+        "OPENAI_BASE_URL": "https://api.openai.com/v1",
+    }
+    with Kernel(tmp_path, scripted_server, data_dir=tmp_path / "data", env=env) as kernel:
+        frontend = FakeFrontend(kernel, path)
+        load_silently(frontend)
+        turn = frontend.request("agent.turn", message="Hello")
+        frontend.pump(frontend.turn_finished())
+    assert frontend.replies[turn]["ok"], "the turn starts; its first request says why not"
+    errors = [e["message"] for e in frontend.events if e["type"] == "ErrorEvent"]
+    assert errors == [
+        "no API key: set OPENAI_API_KEY in the environment (needed for https://api.openai.com/v1)"
+    ]
+    (finished,) = [e for e in frontend.events if e["type"] == "TurnFinished"]
+    assert finished["status"] == "failed"
+    assert "Traceback" not in json.dumps(frontend.events)
+    assert scripted_server.requests_to("responses") == []
