@@ -375,3 +375,46 @@ def test_a_kernel_without_the_package_says_so(
         for child in data.iterdir():
             child.unlink()
         data.rmdir()
+
+
+# -- 5. settings ----------------------------------------------------------------------------------
+
+
+def test_the_settings_are_the_selectors_defaults_and_reach_the_kernel(
+    page: Page, lab: Lab, scripted_server: ScriptedModelServer
+) -> None:
+    """The settings editor's values (saved through JupyterLab's settings API, as the editor
+    does) are the selectors' defaults, and the turn's request carries them."""
+    import urllib.request
+
+    scripted_server.load([{"text": "Thinking hard."}])
+    body = json.dumps({"raw": json.dumps({"effort": "high", "approval": "read-only"})})
+    request = urllib.request.Request(
+        f"{lab.url}lab/api/settings/jupyter-codexmax:sidebar",
+        data=body.encode(),
+        method="PUT",
+        headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+    try:
+        _open(page, lab, "settings.ipynb", [("a", "a = 1")])
+        sidebar = Sidebar(page)
+        sidebar.open()
+        effort = sidebar.node.locator("select.jp-codexmax-Chat-select-effort")
+        approval = sidebar.node.locator("select.jp-codexmax-Chat-select-approval")
+        assert (effort.input_value(), approval.input_value()) == ("high", "read-only")
+        sidebar.send("Think")
+        sidebar.wait_row(".jp-codexmax-Chat-answer", "Thinking hard.")
+        sidebar.wait_idle()
+        (sent,) = scripted_server.requests_to("responses")
+        assert sent.body["reasoning"]["effort"] == "high"
+    finally:
+        request = urllib.request.Request(
+            f"{lab.url}lab/api/settings/jupyter-codexmax:sidebar",
+            data=json.dumps({"raw": "{}"}).encode(),
+            method="PUT",
+            headers={"Authorization": f"token {lab.token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10):
+            pass
