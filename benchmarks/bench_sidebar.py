@@ -288,6 +288,13 @@ def write(results: dict[str, Any], starts_with: list[float], starts_without: lis
         "includes the comm message's trip through the Jupyter server's websocket, parsing and "
         "checking it, the transcript, and the markdown render (at most once an animation frame).",
         "",
+        "What the opening time leaves out: the sidebar draws the active notebook's session when "
+        "the notebook becomes active (from its metadata, no kernel), also while the sidebar is "
+        "closed, so the command only shows it; the switch line above is that drawing, for the "
+        "same 200 turns, with the sidebar open (the worst case a user waits for). The session's "
+        "markdown renders finish after the rows are in place (they are asynchronous); the "
+        "input is usable before.",
+        "",
     ]
     RESULTS.write_text("\n".join(lines))
 
