@@ -128,6 +128,32 @@ test('approvals, stop, errors, the plan and the meter', () => {
   t.handle({ type: 'TurnFinished', turn: 5, status: 'stopped', final_text: '' });
   assert.equal(t.rows.filter(r => r.kind === 'end').length, 2, 'one per stopped turn');
   assert.equal(t.stopped().length, 0, 'nothing runs');
+  t.handle({
+    type: 'CompactionStarted',
+    reason: 'threshold',
+    tokens: 230000,
+    limit: 244800
+  });
+  t.handle({
+    type: 'CompactionFinished',
+    method: 'remote',
+    before: 230000,
+    after: 12000,
+    attempts: 1,
+    compactions: 1
+  });
+  const compactions = t.rows.filter(
+    r => r.kind === 'notice' && r.level === 'compaction'
+  );
+  assert.deepEqual(
+    compactions.map(r => (r.kind === 'notice' ? r.text : '')),
+    [
+      'compacting the context (threshold: 230k of 244.8k tokens)',
+      'context compacted: 230k → 12k tokens (remote)'
+    ]
+  );
+  assert.equal(t.meter.compactions, 1);
+  assert.equal(t.meter.contextTokens, 12000);
   assert.equal(formatTokens(950), '950');
   assert.equal(formatTokens(1_200_000), '1.2M');
 });

@@ -149,7 +149,7 @@ def test_a_sidebar_turn_on_a_kernel_without_the_extension_then_agent_continues_i
     assert "context" in sidebar.node.locator(".jp-codexmax-Chat-meter").inner_text()
     # The edit is in the notebook on screen, and the cell ran there.
     assert "x = 42" in nb.cell(0).inner_text()
-    assert nb.wait_ran(0) != "[ ]:"
+    assert nb.wait_ran(0) == "[1]:", "the silent load took no execution count"
     # The extension was loaded silently: no cell, no output, no execution count of its own.
     assert nb.panel.locator(".jp-Cell").count() == 2
     assert "load_ext" not in nb.panel.inner_text()
@@ -418,3 +418,57 @@ def test_the_settings_are_the_selectors_defaults_and_reach_the_kernel(
         )
         with urllib.request.urlopen(request, timeout=10):
             pass
+
+
+OTHER_LANGUAGE = """
+from ipykernel.ipkernel import IPythonKernel
+from ipykernel.kernelapp import IPKernelApp
+
+class ShellKernel(IPythonKernel):
+    language_info = {"name": "bash", "mimetype": "text/x-sh", "file_extension": ".sh"}
+
+IPKernelApp.launch_instance(kernel_class=ShellKernel)
+"""
+
+
+def test_a_kernel_of_another_language_says_so(
+    page: Page, lab: Lab, scripted_server: ScriptedModelServer, screenshots: Path
+) -> None:
+    """A kernel that says it runs another language (bash): the sidebar does not try to load
+    the agent there, and says why and what to do."""
+    scripted_server.load([])
+    data = lab.root.parent / "jupyter-data" / "kernels" / "othershell"
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-c", OTHER_LANGUAGE, "-f", "{connection_file}"],
+                "display_name": "Shell (test)",
+                "language": "bash",
+            }
+        )
+    )
+    try:
+        path = write_notebook(lab.root, [("a", "echo hi")], name="shell.ipynb")
+        nb_json = json.loads(path.read_text())
+        nb_json["metadata"]["kernelspec"] = {
+            "name": "othershell",
+            "display_name": "Shell (test)",
+            "language": "bash",
+        }
+        path.write_text(json.dumps(nb_json))
+        Notebook(page, lab, "shell.ipynb").open()
+        sidebar = Sidebar(page)
+        sidebar.open()
+        sidebar.send("Hello")
+        sidebar.wait_row(".jp-codexmax-Chat-notice[data-level='error']")
+        (error,) = sidebar.errors()
+        _shoot(page, screenshots, "1-another-language")
+        assert error.startswith("this notebook's kernel (othershell) runs bash, not Python")
+        assert "Change Kernel" in error
+        assert not _kernel_has_agent(page)
+        assert scripted_server.requests_to("responses") == []
+    finally:
+        for child in data.iterdir():
+            child.unlink()
+        data.rmdir()
