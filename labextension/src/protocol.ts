@@ -670,3 +670,30 @@ export function parseRecord(value: unknown): ISessionView | null {
     }
   };
 }
+
+/** The mimetype under which a kernel keeps the record in a `%%agent` cell's output. */
+export const OUTPUT_MIME = 'application/vnd.jupyter-codexmax.session+json';
+
+/**
+ * The newest of a notebook's stored records (its metadata's, those in `%%agent` outputs),
+ * as the kernel picks it: the latest `updated`, then the most turns. Values that are not
+ * records are left out.
+ */
+export function newestRecord(candidates: unknown[]): unknown {
+  let best: { [key: string]: unknown } | null = null;
+  for (const value of candidates) {
+    if (!isObject(value) || typeof value.session_id !== 'string') {
+      continue;
+    }
+    const updated = typeof value.updated === 'string' ? value.updated : '';
+    const bestUpdated = best && typeof best.updated === 'string' ? best.updated : '';
+    if (
+      best === null ||
+      updated > bestUpdated ||
+      (updated === bestUpdated && count(value.turns) > count(best.turns))
+    ) {
+      best = value;
+    }
+  }
+  return best;
+}

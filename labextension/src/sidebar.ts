@@ -5,7 +5,8 @@
  * answers are rendered with JupyterLab's markdown renderer, as notebook cells are.
  */
 
-import type { NotebookPanel } from '@jupyterlab/notebook';
+import type { ICodeCellModel } from '@jupyterlab/cells';
+import type { INotebookModel, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry, MimeModel } from '@jupyterlab/rendermime';
 import type { IRenderMime } from '@jupyterlab/rendermime';
 import { Widget } from '@lumino/widgets';
@@ -18,6 +19,8 @@ import {
   EFFORTS,
   IAgentEvent,
   ITurnOptions,
+  newestRecord,
+  OUTPUT_MIME,
   parseRecord,
   ProtocolError,
   turnParams
@@ -57,6 +60,28 @@ function el<K extends keyof HTMLElementTagNameMap>(
     node.textContent = text;
   }
   return node;
+}
+
+/** The newest session the notebook keeps: its metadata's, or a `%%agent` output's. */
+function storedRecord(model: INotebookModel | null): unknown {
+  if (!model) {
+    return null;
+  }
+  const candidates: unknown[] = [model.getMetadata('codexmax')];
+  for (let i = 0; i < model.cells.length; i++) {
+    const cell = model.cells.get(i);
+    if (cell.type !== 'code') {
+      continue;
+    }
+    const outputs = (cell as ICodeCellModel).outputs;
+    for (let j = 0; j < outputs.length; j++) {
+      const data = outputs.get(j).data[OUTPUT_MIME];
+      if (data !== undefined) {
+        candidates.push(data);
+      }
+    }
+  }
+  return newestRecord(candidates);
 }
 
 function message(error: unknown): string {
@@ -256,9 +281,8 @@ export class ChatSidebar extends Widget {
       return;
     }
     thread.loaded = true;
-    const model = context.model;
     try {
-      thread.transcript.load(parseRecord(model?.getMetadata('codexmax') ?? null));
+      thread.transcript.load(parseRecord(storedRecord(context.model)));
     } catch (error) {
       thread.transcript.load(null);
       thread.transcript.note(

@@ -6,6 +6,7 @@ import { formatTokens, Transcript } from '../src/chat.js';
 import { whyNotLoaded } from '../src/load.js';
 import {
   AGENT_METHODS,
+  newestRecord,
   parseEvent,
   parseRecord,
   ProtocolError,
@@ -245,4 +246,13 @@ test('why the kernel cannot load the agent, and how to fix it', () => {
     }),
     'loading jupyter-codexmax in the kernel (py) failed: OSError: disk'
   );
+});
+
+test("the newest of a notebook's stored records", () => {
+  const old = { session_id: 'a', updated: '2026-11-01T10:00:00+00:00', turns: 9 };
+  const newer = { session_id: 'b', updated: '2026-11-02T10:00:00+00:00', turns: 1 };
+  const more = { session_id: 'c', updated: '2026-11-02T10:00:00+00:00', turns: 2 };
+  assert.equal(newestRecord([undefined, old, newer, 'junk', more]), more);
+  assert.equal(newestRecord([old]), old);
+  assert.equal(newestRecord([undefined, null, 3]), null);
 });
