@@ -6,7 +6,6 @@ loads with a silent execute."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -167,11 +166,14 @@ def test_one_turn_at_a_time_and_stop(tmp_path: Path, scripted_server: ScriptedMo
 def test_stop_ends_a_streaming_turn_at_once_every_time(
     tmp_path: Path, scripted_server: ScriptedModelServer
 ) -> None:
-    """Stopped mid-stream, again and again: each turn ends within a second, no request is
-    sent again, and no more of the answer comes after the stop's answer."""
+    """Stopped mid-stream, again and again, the next message sent as soon as the last turn
+    ended: each turn ends within a second of its stop, no more of the answer comes after
+    the stop's answer, and no request is refused or sent again (the frontend hears a
+    turn's end a little before the kernel's main thread has handled it: before the fix a
+    message sent then was refused as "working")."""
     import time
 
-    rounds = int(os.environ.get("STOP_ROUNDS", "8"))
+    rounds = 12
     slow = {"text": "A slow answer " * 200, "chunk": 4, "delay": 0.1}
     scripted_server.load([slow] * rounds)
     path, kernel = sidebar(tmp_path, scripted_server)
@@ -224,3 +226,27 @@ def test_no_api_key_is_one_line_to_the_sidebar(
     assert finished["status"] == "failed"
     assert "Traceback" not in json.dumps(frontend.events)
     assert scripted_server.requests_to("responses") == []
+
+
+def test_an_agent_cell_run_as_a_sidebar_turn_ends_is_not_refused(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """The frontend hears TurnFinished a little before the kernel's main thread has handled
+    the turn's end: a %%agent cell (or a sidebar message) sent at that moment goes ahead."""
+    rounds = 25
+    scripted_server.load([{"text": f"answer {n}"} for n in range(2 * rounds)])
+    path, kernel = sidebar(tmp_path, scripted_server)
+    with kernel:
+        frontend = FakeFrontend(kernel, path)
+        load_silently(frontend)
+        for n in range(rounds):
+            turn = frontend.request("agent.turn", message=f"sidebar {n}")
+            frontend.pump(frontend.turn_finished(2 * n + 1))
+            cell = frontend.execute_code(f"%%agent\ncell {n}")
+            frontend.pump(frontend.finished(cell))
+            assert frontend.replies[turn]["ok"], frontend.replies[turn]
+            said = json.dumps(frontend.done[cell]["outputs"])
+            assert "working on a turn" not in said, (n, said)
+            frontend.pump(frontend.turn_finished(2 * n + 2))
+    starts = [e["message"] for e in frontend.events if e["type"] == "TurnStarted"]
+    assert len(starts) == 2 * rounds

@@ -383,7 +383,9 @@ class KernelHost:
         self.agent_loop.submit(tick())
 
     def refuse_if_working(self) -> None:
-        """A turn (or operation) is running: nothing else may start or switch the session."""
+        """A turn (or operation) is running: nothing else may start or switch the session.
+        A background turn that has just finished is settled first (:meth:`_settle`)."""
+        self._settle()
         running = self._running is not None and not self._running.done()
         if self.background or running or (self.session is not None and self.session.agent.busy):
             raise CodexmaxError(
@@ -464,7 +466,6 @@ class KernelHost:
 
         if not self.bridged:
             raise CodexmaxError("no frontend holds the notebook")
-        self._settle()
         try:
             self.refuse_if_working()
         except CodexmaxError:
