@@ -104,19 +104,22 @@ class FakeFrontend:
         cell = next(c for c in self.nb.cells if c.id == cell_id)
         return self._execute(cell.source, cell_id)
 
-    def execute_code(self, code: str) -> str:
-        return self._execute(code, None)
+    def execute_code(self, code: str, *, silent: bool = False) -> str:
+        """``silent``: as the sidebar loads the extension (no history, no output)."""
+        return self._execute(code, None, silent=silent)
 
     def _execute(
         self,
         code: str,
         cell_id: str | None,
         finished: Callable[[dict[str, Any]], None] | None = None,
+        *,
+        silent: bool = False,
     ) -> str:
         content = {
             "code": code,
-            "silent": False,
-            "store_history": True,
+            "silent": silent,
+            "store_history": not silent,
             "user_expressions": {},
             "allow_stdin": True,  # as JupyterLab sends it
             "stop_on_error": True,

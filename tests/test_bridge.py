@@ -135,7 +135,8 @@ def test_the_frontend_asks_for_turns_and_status(
     assert (result["turns"], result["busy"]) == (1, False)
     assert result["context_window"] == 272_000 and result["usage"]["input_tokens"] > 0
     assert (
-        frontend.replies[bad]["ok"] is False and "needs a message" in frontend.replies[bad]["error"]
+        frontend.replies[bad]["ok"] is False
+        and frontend.replies[bad]["error"] == "agent.turn: message must be a non-empty string"
     )
     assert "unknown method 'agent.fly'" in frontend.replies[unknown]["error"]
 

@@ -21,12 +21,16 @@ from typing import Any
 from ..errors import CodexmaxError
 from .threads import MainThread
 
-__all__ = ["PROTOCOL", "TARGET", "Bridge", "BridgeError"]
+__all__ = ["AGENT_METHODS", "NOTEBOOK_METHODS", "PROTOCOL", "TARGET", "Bridge", "BridgeError"]
 
 log = logging.getLogger("jupyter_codexmax.kernel")
 
 TARGET = "jupyter_codexmax.bridge"
 PROTOCOL = 2
+#: What the kernel asks the frontend, and what the frontend may ask the kernel (the same
+#: lists as ``protocol.ts``'s ``METHODS`` and ``AGENT_METHODS``; params in docs/bridge.md).
+NOTEBOOK_METHODS = ("notebook.get", "notebook.edit", "notebook.run", "notebook.save")
+AGENT_METHODS = ("agent.session", "agent.turn", "agent.stop", "agent.approve", "agent.status")
 #: Seconds a request waits for the frontend's reply (a run waits for its cells' time limit
 #: on top of this).
 REPLY_TIMEOUT = 30.0

@@ -55,6 +55,12 @@ log = logging.getLogger("jupyter_codexmax.kernel")
 #: Seconds between two refreshes of a working panel's clock.
 TICK = 1.0
 
+#: Seconds a stop waits for the agent's loop to cancel the turn (it takes well under 1 ms).
+STOP_APPLIED = 2.0
+
+#: Seconds a frontend's request waits for a finished background turn's thread to end.
+SETTLE_WAIT = 2.0
+
 #: Seconds a second interrupt waits for the agent to stop before the cell gives up on it.
 STOP_WAIT = 10.0
 
@@ -85,6 +91,10 @@ class KernelHost:
         self.session: NotebookSession | None = None
         self.background = False
         self._running: concurrent.futures.Future[Any] | None = None
+        #: The background turn's (session, future, approval before it), and whether its
+        #: TurnFinished was sent: what :meth:`_settle` needs.
+        self._ending: tuple[NotebookSession, concurrent.futures.Future[Any], str] | None = None
+        self._turn_over = False
         self.bridge = bridge
         if bridge is not None:
             self.attach(bridge)
@@ -93,8 +103,11 @@ class KernelHost:
 
     def attach(self, bridge: Bridge) -> None:
         """Answer the frontend's requests (a sidebar chat's turns, stop, approvals)."""
+        from .chat import check_params, session_data
+
         self.bridge = bridge
-        bridge.handlers = {
+        handlers: dict[str, Any] = {
+            "agent.session": lambda params: session_data(self),
             "agent.turn": self._bridge_turn,
             "agent.stop": lambda params: {"stopped": self.stop()},
             "agent.approve": lambda params: {
@@ -102,6 +115,11 @@ class KernelHost:
             },
             "agent.status": lambda params: self.status_data(),
         }
+
+        def checked(method: str, handler: Any) -> Any:
+            return lambda params: handler(check_params(method, params))
+
+        bridge.handlers = {name: checked(name, h) for name, h in handlers.items()}
 
     @property
     def bridged(self) -> bool:
@@ -207,6 +225,8 @@ class KernelHost:
     def _event(self, session: NotebookSession, event: ev.Event) -> None:
         """On the agent's thread: hand the event to the main thread's renderer, and to the
         frontend (a sidebar shows them)."""
+        if isinstance(event, ev.TurnFinished):
+            self._turn_over = True  # before the frontend hears of it (see _settle)
         self.main.post(lambda: self._render(session, event))
         if self.bridged and self.bridge is not None:
             self.bridge.notify("event", event=ev.to_json(event))
@@ -302,6 +322,7 @@ class KernelHost:
         session.in_background = background
         if background:
             self.background = True
+            self._turn_over = False
             future = self.agent_loop.submit(
                 self._turn(session, message, model=model, effort=effort, live=True)
             )
@@ -312,6 +333,7 @@ class KernelHost:
                 self.main.post(lambda: self._background_done(session, done, previous))
 
             future.add_done_callback(finished)
+            self._ending = (session, future, previous)
             return
         try:
             with self.main.hold():  # the first events are served here, not after the cell
@@ -361,7 +383,9 @@ class KernelHost:
         self.agent_loop.submit(tick())
 
     def refuse_if_working(self) -> None:
-        """A turn (or operation) is running: nothing else may start or switch the session."""
+        """A turn (or operation) is running: nothing else may start or switch the session.
+        A background turn that has just finished is settled first (:meth:`_settle`)."""
+        self._settle()
         running = self._running is not None and not self._running.done()
         if self.background or running or (self.session is not None and self.session.agent.busy):
             raise CodexmaxError(
@@ -399,6 +423,10 @@ class KernelHost:
     def _background_done(
         self, session: NotebookSession, future: concurrent.futures.Future[Any], previous: str
     ) -> None:
+        if self._running is not future and self._running is not None:
+            return  # handled already (by _settle), and another turn runs
+        if not self.background:
+            return  # handled already
         self.background = False
         self._running = None
         session.agent.set_approval(previous)
@@ -410,6 +438,21 @@ class KernelHost:
             if session.view is not None:
                 session.view.note(f"error: {exc}")
 
+    def _settle(self) -> None:
+        """A background turn that has finished (the frontend heard its ``TurnFinished``)
+        but whose end this thread has not handled yet: handled now, so a request sent on
+        hearing it (the sidebar's next message) is not refused as "working". Its thread
+        finishes within milliseconds of the event; a turn still running is left alone."""
+        ending = self._ending
+        if not self.background or not self._turn_over or ending is None:
+            return
+        session, future, previous = ending
+        try:
+            future.exception(timeout=SETTLE_WAIT)
+        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+            return
+        self._background_done(session, future, previous)
+
     def cell_id(self) -> str | None:
         """The id of the cell being run, as the frontend sent it (JupyterLab does)."""
         header = getattr(self.shell, "parent_header", None) or {}
@@ -417,14 +460,18 @@ class KernelHost:
         return value if isinstance(value, str) and value else None
 
     def _bridge_turn(self, params: dict[str, Any]) -> dict[str, Any]:
-        """``agent.turn`` from the frontend (a sidebar chat): a turn in the background."""
-        message = str(params.get("message") or "").strip()
-        if not message:
-            raise CodexmaxError("agent.turn needs a message")
-        if self.background:
-            raise CodexmaxError("the agent is working on a turn")
+        """``agent.turn`` from the frontend (a sidebar chat): a turn in the background,
+        continuing the notebook's session (params checked by :func:`.chat.check_params`)."""
+        from .chat import BUSY
+
+        if not self.bridged:
+            raise CodexmaxError("no frontend holds the notebook")
+        try:
+            self.refuse_if_working()
+        except CodexmaxError:
+            raise CodexmaxError(BUSY) from None
         self.run_turn(
-            message,
+            str(params["message"]).strip(),
             model=params.get("model"),
             effort=params.get("effort"),
             approval=params.get("approval"),
@@ -543,10 +590,21 @@ class KernelHost:
         return f"{name}: working in the background; its result replaces this output"
 
     def stop(self) -> bool:
+        """Stop the running turn. Returns once the agent's task is cancelled (no more of its
+        answer comes; the turn then saves its session and ends with ``TurnFinished``), so a
+        frontend can say "stopped" at once."""
         session = self.session
         if session is None or not session.agent.busy:
             return False
-        self.agent_loop.call(session.agent.stop)
+        agent = session.agent
+
+        async def stop_now() -> bool:
+            return agent.stop()
+
+        try:
+            self.agent_loop.submit(stop_now()).result(timeout=STOP_APPLIED)
+        except concurrent.futures.TimeoutError:
+            log.debug("the agent's loop did not take the stop within %s s", STOP_APPLIED)
         return True
 
     def current(self) -> NotebookSession | None:
@@ -554,6 +612,8 @@ class KernelHost:
         notebook to find."""
         if self.session is not None:
             return self.session
+        if self._bridge_notebook():
+            return self.open_session()  # the notebook the frontend holds
         from .locate import locate_notebook
 
         path, _ = locate_notebook(self.shell, None, self.cell_source())

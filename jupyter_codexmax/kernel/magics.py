@@ -112,7 +112,7 @@ class AgentMagics(Magics):
             loop = None
         self.main = MainThread(loop)
         self.bridge = Bridge(self.main, __version__)
-        self.bridge.make_host = lambda: self.host
+        self.bridge.make_host = self._host_for_frontend
         kernel = getattr(self.shell, "kernel", None)
         if kernel is not None:
             # Offered where someone watches (the frontend sends input: JupyterLab, VS Code);
@@ -131,6 +131,15 @@ class AgentMagics(Magics):
             )
         self._host.panel = self.panel
         return self._host
+
+    def _host_for_frontend(self) -> KernelHost:
+        """The host, for a frontend's request: a settings mistake is its one-line error."""
+        from ..errors import CodexmaxError
+
+        try:
+            return self.host
+        except UsageError as exc:
+            raise CodexmaxError(str(exc)) from None
 
     @line_cell_magic
     def agent(self, line: str, cell: str | None = None) -> None:

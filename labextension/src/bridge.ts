@@ -29,6 +29,8 @@ import {
   JSONValue,
   KernelMessage as BridgeMessage,
   parseMessage,
+  IAgentEvent,
+  parseEvent,
   parseOps,
   parseRun,
   PROTOCOL,
@@ -36,6 +38,7 @@ import {
   RunStatus,
   TARGET
 } from './protocol.js';
+import { whyNotLoaded } from './load.js';
 import { AgentState } from './state.js';
 
 /** Seconds the frontend waits for the kernel's answer to its own requests. */
@@ -81,6 +84,99 @@ export class NotebookBridge {
   /** Emitted when `state` changes. */
   get stateChanged(): ISignal<this, void> {
     return this._stateChanged;
+  }
+
+  /** Every event of the agent (checked), whoever started the turn: the sidebar shows them. */
+  get eventReceived(): ISignal<this, IAgentEvent> {
+    return this._eventReceived;
+  }
+
+  /** The notebook's kernel connection, when it has one. */
+  get kernel(): Kernel.IKernelConnection | null {
+    return this._kernel;
+  }
+
+  /**
+   * Load jupyter-codexmax in the kernel when it has not (a silent execute: no cell, no
+   * output, no execution count), and wait for the bridge it opens. Rejects with one line
+   * saying why it cannot, and how to fix it.
+   */
+  async ensureLoaded(timeout = 20_000): Promise<void> {
+    if (this.isConnected) {
+      return;
+    }
+    const kernel = this._kernel;
+    if (!kernel || kernel.isDisposed) {
+      throw new Error(
+        'this notebook has no kernel: start one (Kernel > Change Kernel…), then try again'
+      );
+    }
+    if (!this._loading) {
+      this._loading = this._load(kernel, timeout).finally(() => {
+        this._loading = null;
+      });
+    }
+    return this._loading;
+  }
+
+  private async _load(
+    kernel: Kernel.IKernelConnection,
+    timeout: number
+  ): Promise<void> {
+    const info = await kernel.info;
+    const language = info.language_info?.name ?? '';
+    const before = whyNotLoaded({ language, kernel: kernel.name });
+    if (before) {
+      throw new Error(before);
+    }
+    const future = kernel.requestExecute(
+      {
+        code: '%load_ext jupyter_codexmax',
+        silent: true,
+        store_history: false,
+        allow_stdin: true,
+        stop_on_error: false
+      },
+      true
+    );
+    const reply = await future.done;
+    const content = reply.content;
+    if (content.status === 'error') {
+      throw new Error(
+        whyNotLoaded({
+          language,
+          kernel: kernel.name,
+          ename: content.ename,
+          evalue: content.evalue
+        }) ?? `loading jupyter-codexmax failed: ${content.ename}: ${content.evalue}`
+      );
+    }
+    if (this.isConnected) {
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this._stateChanged.disconnect(check);
+        reject(
+          new Error(
+            'jupyter-codexmax loaded in the kernel but its bridge did not open within ' +
+              `${timeout / 1000} s: restart the kernel and try again`
+          )
+        );
+      }, timeout);
+      const check = (): void => {
+        if (this.isConnected || this.state.problem) {
+          clearTimeout(timer);
+          this._stateChanged.disconnect(check);
+          if (this.isConnected) {
+            resolve();
+          } else {
+            reject(new Error(this.state.problem));
+          }
+        }
+      };
+      this._stateChanged.connect(check);
+    });
   }
 
   /** The kernel's greeting, while the bridge is up. */
@@ -349,8 +445,23 @@ export class NotebookBridge {
         if (message.to !== undefined && message.to !== this._clientId) {
           return;
         }
-        if (this.state.handle(message.event)) {
-          this._stateChanged.emit();
+        {
+          let event: IAgentEvent | null;
+          try {
+            event = parseEvent(message.event);
+          } catch (error) {
+            this._send(
+              { type: 'reply', id: null, ok: false, error: (error as Error).message },
+              comm
+            );
+            return;
+          }
+          if (this.state.handle(message.event)) {
+            this._stateChanged.emit();
+          }
+          if (event) {
+            this._eventReceived.emit(event);
+          }
         }
         break;
       case 'bye':
@@ -560,6 +671,8 @@ export class NotebookBridge {
     { resolve: (value: JSONObject) => void; reject: (error: Error) => void }
   >();
   private readonly _stateChanged = new Signal<this, void>(this);
+  private readonly _eventReceived = new Signal<this, IAgentEvent>(this);
+  private _loading: Promise<void> | null = null;
 }
 
 export { ProtocolError };

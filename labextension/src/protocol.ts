@@ -382,3 +382,318 @@ export const METHODS = [
   'notebook.run',
   'notebook.save'
 ] as const;
+
+// -- the agent's methods (the sidebar chat) -----------------------------------------------
+
+/** The methods the frontend may call (bridge.py's `AGENT_METHODS`). */
+export const AGENT_METHODS = [
+  'agent.session',
+  'agent.turn',
+  'agent.stop',
+  'agent.approve',
+  'agent.status'
+] as const;
+
+export type AgentMethod = (typeof AGENT_METHODS)[number];
+
+/** Reasoning efforts (models.py's `EFFORTS`). */
+export const EFFORTS = ['none', 'minimal', 'low', 'medium', 'high', 'xhigh'] as const;
+
+/** Approval levels (config's `APPROVALS`). */
+export const APPROVALS = ['read-only', 'ask', 'auto'] as const;
+
+/** Answers to an approval request. */
+export const DECISIONS = ['approve', 'approve_session', 'deny'] as const;
+
+export type Decision = (typeof DECISIONS)[number];
+
+/** What a sidebar may choose for a turn (empty: the kernel's setting). */
+export interface ITurnOptions {
+  effort?: string;
+  model?: string;
+  approval?: string;
+}
+
+/** The params of `agent.turn`, checked as the kernel checks them. */
+export function turnParams(message: string, options: ITurnOptions = {}): JSONObject {
+  if (!message.trim()) {
+    throw new ProtocolError('agent.turn: message must be a non-empty string');
+  }
+  const params: JSONObject = { message };
+  const { effort, model, approval } = options;
+  if (effort) {
+    if (!(EFFORTS as readonly string[]).includes(effort)) {
+      throw new ProtocolError(
+        `agent.turn: effort must be one of ${EFFORTS.join(', ')}, not '${effort}'`
+      );
+    }
+    params.effort = effort;
+  }
+  if (approval) {
+    if (!(APPROVALS as readonly string[]).includes(approval)) {
+      throw new ProtocolError(
+        `agent.turn: approval must be one of ${APPROVALS.join(', ')}, not '${approval}'`
+      );
+    }
+    params.approval = approval;
+  }
+  if (model && model.trim()) {
+    params.model = model.trim();
+  }
+  return params;
+}
+
+// -- the agent's events -------------------------------------------------------------------
+
+type Kind = 'string' | 'number' | 'boolean' | 'object' | 'list' | 'number?' | 'string?';
+
+/** The fields a sidebar reads, by event type (docs/bridge.md, "Notifications"). */
+const EVENT_FIELDS: Record<string, Record<string, Kind>> = {
+  TurnStarted: { turn: 'number', message: 'string' },
+  StepStarted: { turn: 'number', step: 'number' },
+  TextDelta: { text: 'string' },
+  ReasoningDelta: { text: 'string' },
+  AssistantMessage: { text: 'string' },
+  ToolCallStarted: {
+    call_id: 'string',
+    name: 'string',
+    arguments: 'object',
+    summary: 'string'
+  },
+  ToolCallFinished: {
+    call_id: 'string',
+    name: 'string',
+    ok: 'boolean',
+    summary: 'string',
+    duration: 'number',
+    output: 'string'
+  },
+  CellEdited: {
+    cell_id: 'string',
+    action: 'string',
+    diff: 'string',
+    applied: 'boolean'
+  },
+  FileChanged: { path: 'string', action: 'string', diff: 'string' },
+  CellRan: {
+    cell_id: 'string',
+    status: 'string',
+    duration: 'number',
+    execution_count: 'number?',
+    output: 'string',
+    error: 'string?'
+  },
+  PlanUpdated: { steps: 'list', explanation: 'string' },
+  ApprovalRequested: {
+    request_id: 'string',
+    kind: 'string',
+    summary: 'string',
+    detail: 'string'
+  },
+  ApprovalResolved: { request_id: 'string', decision: 'string', reason: 'string' },
+  UsageUpdated: {
+    total_input_tokens: 'number',
+    total_output_tokens: 'number',
+    context_tokens: 'number',
+    context_window: 'number',
+    cost_usd: 'number?',
+    model: 'string'
+  },
+  CompactionStarted: { reason: 'string', tokens: 'number', limit: 'number' },
+  CompactionFinished: {
+    method: 'string',
+    before: 'number',
+    after: 'number',
+    compactions: 'number'
+  },
+  CompactionFailed: { message: 'string' },
+  RetryNotice: {
+    attempt: 'number',
+    max_retries: 'number',
+    delay: 'number',
+    reason: 'string'
+  },
+  Notice: { message: 'string' },
+  ErrorEvent: { message: 'string', fatal: 'boolean' },
+  TurnFinished: {
+    turn: 'number',
+    status: 'string',
+    final_text: 'string',
+    error: 'string?'
+  }
+};
+
+function fits(value: unknown, kind: Kind): boolean {
+  switch (kind) {
+    case 'list':
+      return Array.isArray(value);
+    case 'object':
+      return isObject(value);
+    case 'number?':
+      return value === undefined || value === null || typeof value === 'number';
+    case 'string?':
+      return value === undefined || value === null || typeof value === 'string';
+    default:
+      return typeof value === kind;
+  }
+}
+
+/**
+ * One of the agent's events, its fields checked (a wrong type is a `ProtocolError`);
+ * `null` for an event type the sidebar does not show (a later version's).
+ */
+export function parseEvent(event: IAgentEvent): IAgentEvent | null {
+  const fields = EVENT_FIELDS[event.type];
+  if (!fields) {
+    return null;
+  }
+  for (const [key, kind] of Object.entries(fields)) {
+    if (!fits(event[key], kind)) {
+      throw new ProtocolError(
+        `event ${event.type}: ${key} must be ${kind.replace('?', ' or null')}, ` +
+          `not ${describe(event[key])}`
+      );
+    }
+  }
+  if (event.type === 'PlanUpdated') {
+    for (const step of event.steps as JSONValue[]) {
+      if (!isObject(step) || typeof step.step !== 'string') {
+        throw new ProtocolError('event PlanUpdated: each step needs a step (a string)');
+      }
+    }
+  }
+  return event;
+}
+
+// -- the stored session -------------------------------------------------------------------
+
+/** A message of the stored session, as the sidebar shows it. */
+export interface IStoredMessage {
+  role: 'user' | 'assistant';
+  text: string;
+}
+
+/** The notebook's session so far (docs/session.md), as much as the sidebar shows. */
+export interface ISessionView {
+  sessionId: string;
+  turns: number;
+  compactions: number;
+  contextTokens: number;
+  messages: IStoredMessage[];
+  /** The last compaction's hand-off summary (text), when it is one the model wrote. */
+  summary: string | null;
+  /** The task ledger's plan and what it touched. */
+  plan: { step: string; status: string }[];
+  task: string;
+  cellsEdited: string[];
+  filesChanged: string[];
+  usage: { input: number; output: number; cost: number | null };
+}
+
+function itemText(item: { [key: string]: unknown }): string {
+  const content = item.content;
+  if (typeof content === 'string') {
+    return content;
+  }
+  if (!Array.isArray(content)) {
+    return '';
+  }
+  return content
+    .map(part =>
+      isObject(part) &&
+      ['input_text', 'output_text', 'text'].includes(String(part.type)) &&
+      typeof part.text === 'string'
+        ? part.text
+        : ''
+    )
+    .join('');
+}
+
+const strings = (value: unknown): string[] =>
+  Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+
+const count = (value: unknown): number =>
+  typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : 0;
+
+/**
+ * A session record (the notebook's `codexmax` metadata, or `agent.session`'s `record`),
+ * checked: `null` for none; a `ProtocolError` for something that is not a record.
+ */
+export function parseRecord(value: unknown): ISessionView | null {
+  if (value === null || value === undefined) {
+    return null;
+  }
+  if (!isObject(value) || typeof value.session_id !== 'string') {
+    throw new ProtocolError('the session record needs a session_id');
+  }
+  if (!Array.isArray(value.messages)) {
+    throw new ProtocolError('the session record: messages must be a list');
+  }
+  const messages: IStoredMessage[] = [];
+  for (const item of value.messages) {
+    if (!isObject(item)) {
+      continue;
+    }
+    const text = itemText(item);
+    if (text) {
+      messages.push({ role: item.role === 'assistant' ? 'assistant' : 'user', text });
+    }
+  }
+  const summaryItem = value.summary;
+  const summary =
+    isObject(summaryItem) && summaryItem.type === 'message'
+      ? itemText(summaryItem)
+      : null;
+  const ledger = isObject(value.ledger) ? value.ledger : {};
+  const plan = Array.isArray(ledger.plan)
+    ? ledger.plan.filter(isObject).map(s => ({
+        step: typeof s.step === 'string' ? s.step : '',
+        status: typeof s.status === 'string' ? s.status : 'pending'
+      }))
+    : [];
+  const usage = isObject(value.usage) ? value.usage : {};
+  return {
+    sessionId: value.session_id,
+    turns: count(value.turns),
+    compactions: count(value.compactions),
+    contextTokens: count(value.context_tokens),
+    messages,
+    summary: summary || null,
+    plan,
+    task: typeof ledger.task === 'string' ? ledger.task : '',
+    cellsEdited: strings(ledger.cells_edited),
+    filesChanged: strings(ledger.files_changed),
+    usage: {
+      input: count(usage.input_tokens),
+      output: count(usage.output_tokens),
+      cost: typeof usage.cost_usd === 'number' ? usage.cost_usd : null
+    }
+  };
+}
+
+/** The mimetype under which a kernel keeps the record in a `%%agent` cell's output. */
+export const OUTPUT_MIME = 'application/vnd.jupyter-codexmax.session+json';
+
+/**
+ * The newest of a notebook's stored records (its metadata's, those in `%%agent` outputs),
+ * as the kernel picks it: the latest `updated`, then the most turns. Values that are not
+ * records are left out.
+ */
+export function newestRecord(candidates: unknown[]): unknown {
+  let best: { [key: string]: unknown } | null = null;
+  for (const value of candidates) {
+    if (!isObject(value) || typeof value.session_id !== 'string') {
+      continue;
+    }
+    const updated = typeof value.updated === 'string' ? value.updated : '';
+    const bestUpdated = best && typeof best.updated === 'string' ? best.updated : '';
+    if (
+      best === null ||
+      updated > bestUpdated ||
+      (updated === bestUpdated && count(value.turns) > count(best.turns))
+    ) {
+      best = value;
+    }
+  }
+  return best;
+}
