@@ -163,6 +163,29 @@ def test_one_turn_at_a_time_and_stop(tmp_path: Path, scripted_server: ScriptedMo
     assert len(scripted_server.requests_to("responses")) == 1
 
 
+def test_a_stop_while_the_turn_is_being_set_up_stops_it(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """Stop clicked right after sending, while the kernel still reads the notebook on screen
+    (the turn has not started): the turn ends as it starts, stopped, and asks the model
+    nothing (found by a new user: the answer streamed on under "stopped")."""
+    scripted_server.load([{"text": "An answer that must not come. " * 40, "chunk": 4}])
+    path, kernel = sidebar(tmp_path, scripted_server)
+    with kernel:
+        frontend = FakeFrontend(kernel, path)
+        load_silently(frontend)
+        # Both sent before the frontend answers the kernel's notebook.get (it answers
+        # while pumping): the stop lands while the turn is being set up.
+        first = frontend.request("agent.turn", message="Go")
+        stop = frontend.request("agent.stop")
+        frontend.pump(frontend.turn_finished())
+    assert frontend.replies[first]["ok"]
+    assert frontend.replies[stop]["result"] == {"stopped": True}
+    finished = [e for e in frontend.events if e["type"] == "TurnFinished"]
+    assert [e["status"] for e in finished] == ["stopped"]
+    assert scripted_server.requests_to("responses") == []
+
+
 def test_stop_ends_a_streaming_turn_at_once_every_time(
     tmp_path: Path, scripted_server: ScriptedModelServer
 ) -> None:

@@ -932,3 +932,37 @@ async def test_the_journal_survives_a_line_cut_by_a_crash(
     )
     assert history_at(agent.session_id, 3) is None
     assert history_at(agent.session_id, 2) == resumed.history
+
+
+async def test_a_stop_while_the_turn_is_saving_is_too_late(
+    tmp_path: Path, scripted_settings: CodexMax, scripted_server: ScriptedModelServer
+) -> None:
+    """The answer is complete and the session is being saved: a stop then says it stopped
+    nothing (a frontend must not show "stopped" above an answer that goes on arriving),
+    and the turn ends done."""
+    import asyncio
+
+    path = make_notebook(tmp_path / "nb.ipynb", [("a", "code", "x = 1")])
+    scripted_server.load([{"text": "The whole answer."}])
+    saving, release = asyncio.Event(), asyncio.Event()
+
+    async def save(record: dict[str, Any]) -> None:
+        saving.set()
+        await release.wait()
+
+    events: list[ev.Event] = []
+    agent = agent_for(scripted_settings, path, events, save_session=save)
+    try:
+        turn = asyncio.ensure_future(agent.run_turn("answer"))
+        await asyncio.wait_for(saving.wait(), 30)
+        assert agent.busy
+        stopped = agent.stop()
+        release.set()
+        result = await turn
+    finally:
+        release.set()
+        await agent.aclose()
+    assert stopped is False, "too late: the answer is complete"
+    assert result.status == "done"
+    finished = [e for e in events if isinstance(e, ev.TurnFinished)]
+    assert [e.status for e in finished] == ["done"]

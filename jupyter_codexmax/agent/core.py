@@ -157,6 +157,8 @@ class Agent:
         self._task: asyncio.Task[TurnResult] | None = None
         #: The running turn announced its end (it only returns now).
         self._ended = False
+        #: The running turn is finishing: its outcome is settled, its session being saved.
+        self._finishing = False
         self._last_result: TurnResult | None = None
         self._stopping = False
         self._secret_values = secrets.credential_values(os.environ)
@@ -197,6 +199,7 @@ class Agent:
         self._stopping = False
         self._last_result = None
         self._ended = False
+        self._finishing = False
         task = self._task = asyncio.ensure_future(self._turn(message, model, effort))
         try:
             return await asyncio.shield(task)
@@ -258,8 +261,10 @@ class Agent:
         """Stop the running turn (tool calls in flight are aborted). False if none runs. A
         second stop while the first is under way does nothing more (the turn is finishing:
         saving, saying so)."""
-        if self._task is None or not self.busy:
-            return False
+        if self._task is None or not self.busy or self._finishing:
+            # Nothing runs, or the turn is finishing (its answer complete, its session
+            # being saved): too late to stop it, and it ends as it is.
+            return self._stopping and self.busy
         if not self._stopping:
             self._stopping = True
             self._task.cancel()
@@ -559,6 +564,7 @@ class Agent:
             )
 
     async def _finish(self, turn: int, result: TurnResult) -> TurnResult:
+        self._finishing = True
         if self._extra_usage.input_tokens or self._extra_usage.output_tokens:
             result = dataclasses.replace(result, usage=result.usage + self._extra_usage)
             self._extra_usage = Usage()

@@ -91,6 +91,8 @@ class KernelHost:
         self.session: NotebookSession | None = None
         self.background = False
         self._running: concurrent.futures.Future[Any] | None = None
+        #: A stop came while the submitted turn was still being set up.
+        self._stop_pending = False
         #: The background turn's (session, future, approval before it), and whether its
         #: TurnFinished was sent: what :meth:`_settle` needs.
         self._ending: tuple[NotebookSession, concurrent.futures.Future[Any], str] | None = None
@@ -320,6 +322,7 @@ class KernelHost:
         agent.set_approval(approval or self.settings.approval)
         session.cell_id = self.cell_id() if in_cell else None
         session.in_background = background
+        self._stop_pending = False
         if background:
             self.background = True
             self._turn_over = False
@@ -418,6 +421,17 @@ class KernelHost:
             agent.emit(ev.ErrorEvent(text))
             agent.emit(ev.TurnFinished(turn, "failed", error=text))
             raise
+        if self._stop_pending:
+            # Stopped while the turn was being set up (reading the notebook on screen takes
+            # a moment): it ends as it starts, said like any stopped turn. No await between
+            # this check and the turn's start, so a stop is either this or the agent's.
+            self._stop_pending = False
+            from ..agent.core import TurnResult
+
+            turn = agent.turns + 1
+            agent.emit(ev.TurnStarted(turn, message))
+            agent.emit(ev.TurnFinished(turn, "stopped"))
+            return TurnResult("stopped")
         return await agent.run_turn(message, model=model, effort=effort)
 
     def _background_done(
@@ -594,12 +608,17 @@ class KernelHost:
         answer comes; the turn then saves its session and ends with ``TurnFinished``), so a
         frontend can say "stopped" at once."""
         session = self.session
-        if session is None or not session.agent.busy:
+        running = self._running is not None and not self._running.done()
+        if session is None or not (session.agent.busy or running):
             return False
         agent = session.agent
 
         async def stop_now() -> bool:
-            return agent.stop()
+            # On the agent's loop, so it is ordered with the turn's start (_turn).
+            if agent.busy:
+                return agent.stop()
+            self._stop_pending = True  # the turn is being set up: it ends as it starts
+            return True
 
         try:
             self.agent_loop.submit(stop_now()).result(timeout=STOP_APPLIED)
