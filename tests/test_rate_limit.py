@@ -121,3 +121,22 @@ def test_a_429_slows_every_notebook_down(
         waits[bool(extra)] = theirs[1].extra["started"] - refused_at
     assert waits[False] < 1.5, waits
     assert waits[True] > 1.8, waits
+
+
+def test_the_markdown_report_tells_notebooks_of_one_name_apart() -> None:
+    """Two notebooks named alike in different folders are two rows one can tell apart (a
+    new user saw two identical rows); one notebook is one notebook."""
+    from jupyter_codexmax.scale.report import markdown
+
+    two = markdown(
+        {
+            "notebooks": [
+                {"path": "/w/a/clean.ipynb", "status": "done", "wall_time": 1.0},
+                {"path": "/w/b/clean.ipynb", "status": "done", "wall_time": 2.0},
+            ]
+        }
+    )
+    assert "| a/clean.ipynb |" in two and "| b/clean.ipynb |" in two
+    assert "**2 notebooks**" in two and "3.0s (sum)" in two
+    one = markdown({"notebooks": [{"path": "/w/a/clean.ipynb", "status": "done"}]})
+    assert "| clean.ipynb |" in one and "**1 notebook**" in one

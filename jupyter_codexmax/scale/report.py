@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..text import plural
+
 __all__ = ["ResumeError", "done_entries", "markdown", "totals"]
 
 
@@ -60,6 +62,18 @@ def _cost(value: Any) -> str:
     return f"${value:.4f}" if isinstance(value, (int, float)) else "-"
 
 
+def _labels(paths: list[str]) -> list[str]:
+    """How each notebook is named in the table: its file name, or where two share one,
+    its path from the folder that holds them all."""
+    import os
+
+    names = [Path(p).name for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    base = os.path.commonpath([str(Path(p).parent) for p in paths])
+    return [os.path.relpath(p, base) for p in paths]
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The report as a Markdown table (one row per notebook, then the totals)."""
     entries = report.get("notebooks", [])
@@ -68,7 +82,8 @@ def markdown(report: dict[str, Any]) -> str:
         "| cost | time |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for e in entries:
+    labels = _labels([str(e.get("path", "")) for e in entries])
+    for e, label in zip(entries, labels, strict=True):
         usage = e.get("usage") or {}
         status = str(e.get("status", ""))
         if e.get("resumed"):
@@ -77,7 +92,7 @@ def markdown(report: dict[str, Any]) -> str:
             "| "
             + " | ".join(
                 [
-                    _cell(Path(str(e.get("path", ""))).name),
+                    _cell(label),
                     _cell(status),
                     _cell(e.get("worker", "")),
                     str(int(_number(e.get("steps")))),
@@ -92,10 +107,10 @@ def markdown(report: dict[str, Any]) -> str:
         )
     t = report.get("totals") or totals(entries)
     rows.append(
-        f"| **{t['notebooks']} notebooks** | {t['done']} done, {t['incomplete']} incomplete, "
-        f"{t['failed']} failed |  | {t['steps']} | {t['cells_changed']} | "
-        f"{t['input_tokens']:,} | {t['output_tokens']:,} | {_cost(t['cost_usd'])} | "
-        f"{t['wall_time']:.1f}s |"
+        f"| **{plural(t['notebooks'], 'notebook')}** | {t['done']} done, "
+        f"{t['incomplete']} incomplete, {t['failed']} failed |  | {t['steps']} | "
+        f"{t['cells_changed']} | {t['input_tokens']:,} | {t['output_tokens']:,} | "
+        f"{_cost(t['cost_usd'])} | {t['wall_time']:.1f}s (sum) |"
     )
     failures = [e for e in entries if e.get("status") != "done" and e.get("error")]
     lines = [f"# jupyter-codexmax run ({report.get('started', '')})", "", *rows, ""]
