@@ -45,6 +45,8 @@ class Thread {
   synced = false;
   /** Why the agent could not be loaded in the kernel (the header says so). */
   problem = '';
+  /** What the user typed for this notebook and did not send yet. */
+  draft = '';
 }
 
 function el<K extends keyof HTMLElementTagNameMap>(
@@ -173,6 +175,12 @@ export class ChatSidebar extends Widget {
     if (thread === this._thread) {
       return;
     }
+    // Each notebook keeps its own unsent text: what was typed for one is never sent to
+    // another, and comes back when the user returns to it.
+    if (this._thread) {
+      this._thread.draft = this._input.value;
+    }
+    this._input.value = thread?.draft ?? '';
     this._thread = thread;
     this._renderAll();
   }
@@ -200,8 +208,10 @@ export class ChatSidebar extends Widget {
         await this._sync(thread);
       }
       await thread.bridge.request('agent.turn', params);
-      if (this._input.value === text) {
+      if (thread === this._thread && this._input.value === text) {
         this._input.value = '';
+      } else if (thread.draft === text) {
+        thread.draft = ''; // sent while the user looked at another notebook
       }
     } catch (error) {
       this._note(thread, 'error', message(error));

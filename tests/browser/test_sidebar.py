@@ -203,9 +203,12 @@ def test_switching_notebooks_switches_the_session(
     stored = json.loads(second.read_text())
     stored["metadata"]["codexmax"] = _stored_session(3)
     second.write_text(json.dumps(stored))
+    box = sidebar.node.locator(".jp-codexmax-Chat-input")
+    box.fill("half a thought for the first notebook")  # typed, not sent
     page.evaluate("() => window.jupyterapp.commands.execute('docmanager:open', "
                   "{path: 'second.ipynb'})")  # fmt: skip
     sidebar.wait_row(".jp-codexmax-Chat-user", "stored question 3")
+    assert box.input_value() == "", "the first notebook's draft is not offered for the second"
     header = sidebar.node.locator(".jp-codexmax-Chat-where")
     assert header.inner_text() == "second.ipynb"
     assert "Hello from the first notebook" not in sidebar.text()
@@ -214,6 +217,7 @@ def test_switching_notebooks_switches_the_session(
     page.locator(".lm-TabBar-tab").filter(has_text="first.ipynb").first.click()
     sidebar.wait_row(".jp-codexmax-Chat-user", "Hello from the first notebook")
     assert header.inner_text() == "first.ipynb"
+    assert box.input_value() == "half a thought for the first notebook", "its draft is back"
     assert "stored question" not in sidebar.text()
     _shoot(page, screenshots, "2-back-to-first")
 
