@@ -328,14 +328,14 @@ async def _run_one(
         "diff": notebook_diff(before_cells, before_ids, doc.cells, doc.ids),
         "files_changed": sorted(agent.state.get("files_touched", set())),
         "file_diffs": "".join(agent.state.get("file_diffs", [])),
-        "usage": _usage(turn.usage),
+        "usage": turn.usage.to_json(),
         "cost_usd": turn_cost(agent, turn.usage),
         "session": {
             "id": agent.session_id,
             "turns": agent.turns,
             "compactions": agent.compactions,
             "context_tokens": agent.context_tokens(),
-            "usage": _usage(agent.usage_total),
+            "usage": agent.usage_total.to_json(),
             "cost_usd": round(agent.cost, 6) if agent.price() is not None else None,
         },
         "served_model": agent.served_model,
@@ -385,16 +385,6 @@ def turn_cost(agent: Agent, usage: Usage) -> float | None:
 
     price = agent.price()
     return None if price is None else round(cost_of(usage, price), 6)
-
-
-def _usage(usage: Usage) -> dict[str, int]:
-    return {
-        "input_tokens": usage.input_tokens,
-        "cached_input_tokens": usage.cached_input_tokens,
-        "output_tokens": usage.output_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "total_tokens": usage.total_tokens,
-    }
 
 
 async def run_notebooks(

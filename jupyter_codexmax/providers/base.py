@@ -83,6 +83,16 @@ class Usage:
     reasoning_tokens: int = 0
     total_tokens: int = 0
 
+    def to_json(self) -> dict[str, int]:
+        """The counts as reports and records keep them."""
+        return {
+            "input_tokens": self.input_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "output_tokens": self.output_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             self.input_tokens + other.input_tokens,

@@ -35,23 +35,12 @@ def render(result: ReviewResult, fmt: str) -> str:
     return json.dumps(secrets.redact_value(data, values), indent=2, ensure_ascii=False) + "\n"
 
 
-def usage_json(result: ReviewResult) -> dict[str, int]:
-    usage = result.usage
-    return {
-        "input_tokens": usage.input_tokens,
-        "cached_input_tokens": usage.cached_input_tokens,
-        "output_tokens": usage.output_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "total_tokens": usage.total_tokens,
-    }
-
-
 def to_json(result: ReviewResult) -> dict[str, Any]:
     verdict = result.verdict
     return {
         "findings": [f.to_json() for f in result.findings],
         "verdict": verdict.to_json() if verdict else None,
-        "usage": usage_json(result),
+        "usage": result.usage.to_json(),
         "base": result.base,
         "reviewed": [
             {
