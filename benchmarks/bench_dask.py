@@ -37,6 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from results import Row, report  # noqa: E402
+
 from jupyter_codexmax.testing import ScriptedModelServer  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -211,6 +213,16 @@ def main() -> None:
     ]
     opts.out.write_text("\n".join(lines))
     print("\n".join(lines))
+    table = f"scale-out: {opts.notebooks} notebooks, the dask executor against local"
+    report(
+        [
+            *(Row(table, name, "s", med[name]) for name in times),
+            Row(table, "dask (LocalCluster) / local", "x", ratio,
+                target=f"≤ {TARGET}x (issue 14)", met=ratio <= TARGET),
+            Row(table, "1 worker / 2 workers (speed-up)", "x", scaling),
+        ],
+        details=opts.out.name,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

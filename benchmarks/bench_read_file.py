@@ -24,6 +24,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from results import Row, report
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS-read_file.md"
 SIZE = 100 * 1024 * 1024
@@ -33,6 +35,7 @@ TARGET_S = 0.1
 PROBE = r"""
 import asyncio, json, sys, time, tracemalloc
 from pathlib import Path
+
 
 def hwm():
     for line in open("/proc/self/status"):
@@ -145,6 +148,18 @@ def main() -> int:
     )
     RESULTS.write_text(text + "\n")
     print(text)
+    before_s, before_mb = summary["before"]
+    report(
+        [
+            Row("read_file: 5 lines of a 100 MB file", "time", "ms", seconds * 1000,
+                target=f"< {TARGET_S * 1000:.0f} ms (issue 10)", met=seconds < TARGET_S,
+                note=f"before issue 10 (`{options.baseline}`), same run: {before_s * 1000:.0f} ms"),
+            Row("read_file: 5 lines of a 100 MB file", "peak memory", "MB", peak,
+                target=f"< {TARGET_MB:.0f} MB (issue 10)", met=peak < TARGET_MB,
+                note=f"before issue 10, same run: {before_mb:.0f} MB"),
+        ],
+        details=RESULTS.name,
+    )  # fmt: skip
     return 0 if met else 1
 
 

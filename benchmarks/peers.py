@@ -1,0 +1,182 @@
+"""Set up the peers the benchmarks compare us with, in scratch environments outside the repo.
+
+- the Codex CLI: ``npm install @openai/codex@<newest>`` into ``<home>/codex``;
+- Jupyter AI's magics, both major lines: a virtual environment each (``<home>/jai2``,
+  ``<home>/jai3``) made with uv from this Python, holding the newest ``jupyter-ai-magics``
+  of the line (pre-releases allowed where the line has no final release yet) and
+  ``ipykernel``.
+
+``<home>`` is ``$CODEXMAX_BENCH_PEERS``, else ``~/.cache/jupyter-codexmax/bench-peers``; it is
+refused when inside the repository. Installs are kept between runs and brought to the
+newest version each run (npm and uv say quickly when nothing changed). A peer that cannot be
+installed is returned with the reason, for RESULTS.md to say so.
+
+    .venv/bin/python benchmarks/peers.py     # sets them up and prints what it found
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from results import PEERS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Jupyter AI's magics, by line: the requirement and whether pre-releases may be taken.
+JAI_LINES: dict[str, tuple[str, bool]] = {
+    "jai2": ("jupyter-ai-magics>=2,<3", False),
+    "jai3": ("jupyter-ai-magics>=3.0.0a0,<4", True),
+}
+CODEX_PACKAGE = "@openai/codex"
+
+
+@dataclass
+class Peer:
+    """One peer as set up: where it is and its version, or why it is missing."""
+
+    key: str
+    name: str
+    version: str = ""
+    #: The ``codex`` binary, or the Python of the Jupyter AI environment.
+    path: str = ""
+    error: str = ""
+    setup_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.path) and not self.error
+
+
+def home() -> Path:
+    chosen = os.environ.get("CODEXMAX_BENCH_PEERS") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        / "jupyter-codexmax"
+        / "bench-peers"
+    )
+    path = Path(chosen).expanduser().resolve()
+    if path == ROOT or ROOT in path.parents:
+        raise SystemExit(
+            f"CODEXMAX_BENCH_PEERS: {path} is inside the repository; the peers are set up "
+            "outside it"
+        )
+    return path
+
+
+def _run(command: list[str], *, timeout: float = 900, cwd: Path | None = None) -> str:
+    """Run ``command``; its output, or an error naming the command and its last words."""
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RuntimeError(f"{Path(command[0]).name}: {exc}") from None
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise RuntimeError(
+            f"{Path(command[0]).name} {' '.join(command[1:3])} failed "
+            f"({done.returncode}): {' / '.join(tail)}"
+        )
+    return done.stdout
+
+
+def setup_codex(base: Path) -> Peer:
+    peer = Peer("codex", PEERS["codex"])
+    started = time.monotonic()
+    try:
+        npm = shutil.which("npm")
+        if npm is None:
+            raise RuntimeError("npm not found (the Codex CLI comes from the npm registry)")
+        folder = base / "codex"
+        folder.mkdir(parents=True, exist_ok=True)
+        newest = _run([npm, "view", CODEX_PACKAGE, "version"], timeout=120).strip()
+        binary = folder / "node_modules" / ".bin" / "codex"
+        installed = folder / "node_modules" / "@openai" / "codex" / "package.json"
+        have = json.loads(installed.read_text())["version"] if installed.exists() else ""
+        if have != newest or not binary.exists():
+            _run(
+                [npm, "install", "--no-audit", "--no-fund", "--loglevel=error",
+                 "--prefix", str(folder), f"{CODEX_PACKAGE}@{newest}"],
+            )  # fmt: skip
+        peer.version = _run([str(binary), "--version"], timeout=60).strip()
+        peer.path = str(binary)
+    except RuntimeError as exc:
+        peer.error = str(exc)
+    peer.setup_seconds = time.monotonic() - started
+    return peer
+
+
+def _uv() -> str:
+    uv = Path(sys.executable).parent / "uv"
+    found = str(uv) if uv.exists() else shutil.which("uv")
+    if not found:
+        raise RuntimeError("uv not found (run ./dev bench, which installs it into .venv)")
+    return found
+
+
+def setup_jai(base: Path, key: str) -> Peer:
+    requirement, pre = JAI_LINES[key]
+    peer = Peer(key, PEERS[key])
+    started = time.monotonic()
+    try:
+        uv = _uv()
+        venv = base / key
+        python = venv / "bin" / "python"
+        if not python.exists():
+            _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)])
+        _run(
+            [uv, "pip", "install", "--quiet", "--upgrade", "--python", str(python),
+             *(["--prerelease=allow"] if pre else []), requirement, "ipykernel"],
+        )  # fmt: skip
+        peer.version = _run(
+            [str(python), "-c",
+             "import importlib.metadata as m; print(m.version('jupyter-ai-magics'))"],
+            timeout=60,
+        ).strip()  # fmt: skip
+        peer.path = str(python)
+    except RuntimeError as exc:
+        peer.error = str(exc)
+    peer.setup_seconds = time.monotonic() - started
+    return peer
+
+
+def setup_all() -> dict[str, Peer]:
+    """Every peer, set up (or with the reason it could not be)."""
+    base = home()
+    base.mkdir(parents=True, exist_ok=True)
+    return {
+        "codex": setup_codex(base),
+        "jai2": setup_jai(base, "jai2"),
+        "jai3": setup_jai(base, "jai3"),
+    }
+
+
+def environment(peers: dict[str, Peer]) -> dict[str, str]:
+    """The variables that hand the peers to the benchmarks (see ``results.py``)."""
+    env = {}
+    for key, peer in peers.items():
+        if not peer.ok:
+            continue
+        if key == "codex":
+            env["CODEX_BIN"] = peer.path
+        else:
+            env[f"CODEXMAX_BENCH_{key.upper()}_PYTHON"] = peer.path
+    return env
+
+
+def main() -> int:
+    peers = setup_all()
+    for peer in peers.values():
+        state = f"{peer.version} ({peer.path})" if peer.ok else f"NOT installed: {peer.error}"
+        print(f"{peer.name}: {state}, {peer.setup_seconds:.1f} s")
+    return 0 if all(p.ok for p in peers.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
