@@ -36,7 +36,6 @@ PROBE = r"""
 import asyncio, json, sys, time, tracemalloc
 from pathlib import Path
 
-
 def hwm():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
