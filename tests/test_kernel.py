@@ -196,6 +196,10 @@ def test_a_restarted_kernel_carries_on(
         kernel.run("%load_ext jupyter_codexmax")
         status = kernel.run("%agent status").stdout
         assert "turn 1 · idle" in status, "the stored session, before any turn"
+        # The model that answered is kept with the session: the restarted kernel still
+        # knows it was the scripted server (no price for it) before any new answer.
+        assert "answered by the scripted model server" in status
+        assert "cost unknown" in status and "$" not in status
         second = kernel.run("%%agent\nWhat is the launch code?")
     assert second.ok, second.stderr
     assert scripted_server.failures == []
@@ -205,6 +209,7 @@ def test_a_restarted_kernel_carries_on(
     assert "Remember that the launch code is PELICAN-42." in text and RESUMED in text
     assert first.records()[0]["session_id"] == second.records()[0]["session_id"]
     assert second.records()[0]["turns"] == 2
+    assert first.records()[0]["served_model"].startswith("scripted")
 
 
 def test_interrupting_the_kernel_stops_the_agent(

@@ -752,6 +752,7 @@ class Agent:
             ledger=self.ledger.to_json(),
             proposals=self.notebook.pending_changes() if self.notebook is not None else [],
             secret_values=self._secret_values,
+            served_model=self.served_model or "",
         )
 
     async def _persist(self, status: str) -> None:
@@ -803,6 +804,8 @@ class Agent:
             int(usage.get("total_tokens", 0)),
         )
         self.cost = float(usage.get("cost_usd", 0.0))
+        if record.served_model and record.model == self.settings.model:
+            self.served_model = record.served_model  # the configured model did not change
         self.ledger = Ledger.from_json(record.ledger)
         if not record.ours:
             # Written elsewhere (or edited): data, not instructions. Its messages are quoted

@@ -185,10 +185,12 @@ def build_record(
     ledger: dict[str, Any],
     proposals: list[dict[str, Any]] | None = None,
     secret_values: list[str] | None = None,
+    served_model: str = "",
 ) -> SessionRecord:
     record = SessionRecord(
         session_id=session_id,
         model=settings.model,
+        served_model=served_model,
         provider=settings.provider,
         effort=settings.reasoning_effort,
         created=created,

@@ -298,6 +298,9 @@ class KernelHost:
                 output.close_panel(shown)  # the error is the cell's one line
             raise
         agent = session.agent
+        if agent.served_model and not view.log.served_model:
+            view.log.served_model = agent.served_model  # known from the stored session
+            view.refresh()
         if in_cell:
             output.begin(session, view, shown)
         else:

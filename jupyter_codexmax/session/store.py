@@ -77,6 +77,10 @@ class SessionRecord:
     session_id: str
     model: str
     provider: str = "responses"
+    #: The model that last answered, as the server named it ("" before any answer): with
+    #: the configured model unchanged, a resumed session knows it before its first answer
+    #: (the panel's heading, the price in ``%agent status``).
+    served_model: str = ""
     effort: str | None = None
     created: str = field(default_factory=now)
     updated: str = field(default_factory=now)
@@ -113,6 +117,8 @@ class SessionRecord:
             "messages": self.messages,
             "ledger": self.ledger,
         }
+        if self.served_model:
+            data["served_model"] = self.served_model
         if self.proposals:
             data["proposals"] = self.proposals
         if self.dropped:
@@ -127,6 +133,7 @@ class SessionRecord:
             session_id=data["session_id"],
             model=data["model"],
             provider=data.get("provider", "responses"),
+            served_model=data.get("served_model", ""),
             effort=data.get("effort"),
             created=data["created"],
             updated=data["updated"],
