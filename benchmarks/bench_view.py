@@ -114,11 +114,18 @@ def first_requests(codex: str, tiktoken_file: str) -> dict[str, dict[str, Any]]:
         "ask": [jupyter, "codexmax", "ask", TASK],
     }
     if codex:
-        commands["codex"] = [codex, "exec", "--skip-git-repo-check", TASK]
+        commands["codex"] = commands["codex default"] = [
+            codex,
+            "exec",
+            "--skip-git-repo-check",
+            TASK,
+        ]
     bodies: dict[str, dict[str, Any]] = {}
     script = {"steps": ["Done."], "after_last": "repeat"}
     with ScriptedModelServer(script) as server, tempfile.TemporaryDirectory() as tmp:
         env = scripted_env(server.base_url, Path(tmp), tiktoken_file=tiktoken_file)
+        # Codex's own default model (no model in its config.toml)
+        default = scripted_env(server.base_url, Path(tmp) / "default", codex_model="")
         work = Path(tmp) / "work"
         work.mkdir()
         notebook = nbformat.v4.new_notebook()
@@ -127,7 +134,12 @@ def first_requests(codex: str, tiktoken_file: str) -> dict[str, dict[str, Any]]:
         for name, command in commands.items():
             seen = len(server.requests)
             done = subprocess.run(
-                command, cwd=work, env=env, capture_output=True, text=True, check=False
+                command,
+                cwd=work,
+                env=default if name == "codex default" else env,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if done.returncode != 0 or len(server.requests) == seen:
                 raise SystemExit(f"{' '.join(command[:3])} failed:\n{done.stdout}\n{done.stderr}")
@@ -175,6 +187,11 @@ def main() -> int:
     bodies = first_requests(codex, str(tiktoken_file or ""))
     fixed = {name: fixed_parts(body, count) for name, body in bodies.items()}
     codex_tools = check_codex(bodies["codex"]) if codex else []
+    columns = {"run": "`jupyter codexmax run`", "ask": "`jupyter codexmax ask`"}
+    if codex:
+        default_model = bodies["codex default"].get("model", "?")
+        columns["codex"] = f"`codex exec` ({CODEX_MODEL})"
+        columns["codex default"] = f"`codex exec` ({default_model}, its default)"
 
     when = datetime.datetime.now(datetime.timezone.utc)
     lines = [
@@ -218,17 +235,13 @@ def main() -> int:
         "request each client sends to the scripted server, less the task's own message "
         f"({first} tokens of each part's JSON text).",
         "",
-        "| part | `jupyter codexmax run` | `jupyter codexmax ask` | `codex exec` |",
-        "| --- | ---: | ---: | ---: |",
+        "| part | " + " | ".join(columns.values()) + " |",
+        "| --- |" + " ---: |" * len(columns),
     ]
     for part in (*PARTS, "total"):
-        cells = []
-        for name in ("run", "ask", "codex"):
-            if name in fixed:
-                parts = fixed[name]
-                cells.append(f"{parts[part] if part in parts else sum(parts.values()):,}")
-            else:
-                cells.append("not measured")
+        cells = [
+            f"{fixed[n][part] if part in fixed[n] else sum(fixed[n].values()):,}" for n in columns
+        ]
         lines.append(f"| {part} | {' | '.join(cells)} |")
     ours_fixed = sum(fixed["run"].values())
     lines += [
@@ -237,7 +250,11 @@ def main() -> int:
         f"**{'met' if ours_fixed <= FIXED_TARGET else 'NOT met'}** ({ours_fixed:,}).",
     ]
     if codex:
-        lines.append(f"Codex CLI tools in its first request: {', '.join(codex_tools)}.")
+        lines.append(
+            f"Codex CLI tools in its first request ({CODEX_MODEL}): {', '.join(codex_tools)}. "
+            f"Its default model, {default_model}, is offered one JavaScript `exec` tool "
+            '("code mode") that calls the others, sent as an input item.'
+        )
     lines += [
         "",
         f"| notebook | view | raw JSON | ratio ({first}) | every source line |",
@@ -303,6 +320,14 @@ def main() -> int:
                     {"codex": peer[part] if peer else None},
                 )
                 for part in PARTS
+            ),
+            Row(
+                request,
+                "total, Codex on its default model",
+                "tokens",
+                ours_fixed,
+                {"codex": sum(fixed["codex default"].values()) if peer else None},
+                note="Codex CLI's default model: " + columns.get("codex default", "not run"),
             ),
             Row(
                 request,

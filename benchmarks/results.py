@@ -114,14 +114,16 @@ def codex_version(codex: str) -> str:
     return done.stdout.strip()
 
 
-def scripted_env(base_url: str, folder: Path, *, tiktoken_file: str = "") -> dict[str, str]:
+def scripted_env(
+    base_url: str, folder: Path, *, tiktoken_file: str = "", codex_model: str = CODEX_MODEL
+) -> dict[str, str]:
     """The environment for ours and the Codex CLI, both pointed at the scripted server at
     ``base_url``: a key, a fresh ``JUPYTER_CONFIG_DIR`` and a ``CODEX_HOME`` under
-    ``folder`` whose ``config.toml`` makes that server Codex's model provider."""
+    ``folder`` whose ``config.toml`` makes that server Codex's model provider, with
+    ``codex_model`` (``""``: Codex's own default model)."""
     home = folder / "codex-home"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "config.toml").write_text(
-        f'model = "{CODEX_MODEL}"\n'
+    config = (
         'model_provider = "scripted"\n'
         "[model_providers.scripted]\n"
         'name = "scripted"\n'
@@ -129,6 +131,8 @@ def scripted_env(base_url: str, folder: Path, *, tiktoken_file: str = "") -> dic
         'env_key = "OPENAI_API_KEY"\n'
         'wire_api = "responses"\n'
     )
+    model = f'model = "{codex_model}"\n' if codex_model else ""
+    (home / "config.toml").write_text(model + config)
     env = dict(
         os.environ,
         OPENAI_BASE_URL=base_url,
@@ -145,24 +149,23 @@ def scripted_env(base_url: str, folder: Path, *, tiktoken_file: str = "") -> dic
 def request_parts(body: dict[str, Any]) -> dict[str, list[Any]]:
     """A Responses API request body split the same way for every client:
 
-    - ``instructions``: the ``instructions`` field; when a client sends its base prompt as
-      the first input item instead (a developer or system message, as the Codex CLI does),
-      that message's text;
     - ``tools``: the ``tools`` field and any ``additional_tools`` input items;
+    - ``instructions``: the ``instructions`` field; when a client sends its base prompt as
+      the first input message instead (a developer or system message, as the Codex CLI
+      does), that message's text;
     - ``input``: every other input item, in order.
 
     API parameters (model, reasoning, include, metadata, ...) are left out: the model does
     not read them."""
     items = list(body.get("input") or [])
-    instructions = [body["instructions"]] if body.get("instructions") else []
-    first = items[0] if items else {}
-    if not instructions and first.get("role") in ("developer", "system"):
-        instructions = [c.get("text", "") for c in first.get("content") or []]
-        items = items[1:]
     tools = list(body.get("tools") or []) + [
         i for i in items if i.get("type") == "additional_tools"
     ]
     rest = [i for i in items if i.get("type") != "additional_tools"]
+    instructions = [body["instructions"]] if body.get("instructions") else []
+    if not instructions and rest and rest[0].get("role") in ("developer", "system"):
+        instructions = [c.get("text", "") for c in rest[0].get("content") or []]
+        rest = rest[1:]
     return {"instructions": instructions, "tools": tools, "input": rest}
 
 
