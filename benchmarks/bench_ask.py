@@ -13,7 +13,9 @@ after any normal ``pip install``; warm-up runs fill the caches first.
     CODEX_BIN=/path/to/codex .venv/bin/python benchmarks/bench_ask.py --runs 30
 
 (``npm install @openai/codex`` in a scratch folder gives a ``codex`` binary; the benchmark
-points it at the scripted server with a temporary ``CODEX_HOME``.)
+points it at the scripted server with a temporary ``CODEX_HOME``, model
+``results.CODEX_MODEL``.) Under ``./dev bench`` it reports the median and p90 of both
+commands (peer ``codex``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -32,6 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from results import Row, codex_version, machine, report, scripted_env  # noqa: E402
 
 from jupyter_codexmax.testing import ScriptedModelServer  # noqa: E402
 
@@ -49,20 +53,6 @@ def timed(command: list[str], env: dict[str, str], expect: str) -> float:
             f"benchmark command failed: {' '.join(command)}\n{result.stdout}\n{result.stderr}"
         )
     return elapsed
-
-
-def codex_home(base_url: str, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.toml").write_text(
-        'model = "gpt-5.1-codex-max"\n'
-        'model_provider = "scripted"\n'
-        "[model_providers.scripted]\n"
-        'name = "scripted"\n'
-        f'base_url = "{base_url}"\n'
-        'env_key = "OPENAI_API_KEY"\n'
-        'wire_api = "responses"\n'
-    )
-    return folder
 
 
 def summary(times: list[float]) -> dict[str, float]:
@@ -87,14 +77,9 @@ def main() -> int:
     jupyter = str(bin_dir / "jupyter")
     expect = "scripted model server"
     with ScriptedModelServer(str(SCRIPT)) as server, tempfile.TemporaryDirectory() as tmp:
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        env.update(
-            OPENAI_BASE_URL=server.base_url,
-            OPENAI_API_KEY="benchmark-key",
-            JUPYTER_CONFIG_DIR=str(Path(tmp) / "jupyter"),
-            CODEXMAX_TOKENIZER="estimate",
-            NO_PROXY="127.0.0.1,localhost",
-        )
+        env = scripted_env(server.base_url, Path(tmp))
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["CODEXMAX_TOKENIZER"] = "estimate"
         commands: dict[str, tuple[list[str], dict[str, str], str]] = {
             "jupyter codexmax ask": ([jupyter, "codexmax", "ask", "hi"], env, expect),
             "jupyter-codexmax ask": ([str(bin_dir / "jupyter-codexmax"), "ask", "hi"], env, expect),
@@ -102,12 +87,7 @@ def main() -> int:
         }
         codex = args.codex and shutil.which(args.codex)
         if codex:
-            codex_env = {**env, "CODEX_HOME": str(codex_home(server.base_url, Path(tmp) / "codex"))}
-            commands["codex exec"] = (
-                [codex, "exec", "--skip-git-repo-check", "hi"],
-                codex_env,
-                expect,
-            )
+            commands["codex exec"] = ([codex, "exec", "--skip-git-repo-check", "hi"], env, expect)
         for command, command_env, needle in commands.values():
             for _ in range(args.warmup):
                 timed(command, command_env, needle)
@@ -122,8 +102,7 @@ def main() -> int:
         "# Benchmark: `jupyter codexmax ask` (one-shot request, whole process)",
         "",
         f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on "
-        f"{platform.node() or 'this machine'} ({os.cpu_count()} cores, Python "
-        f"{platform.python_version()}), {args.runs} interleaved runs after {args.warmup} "
+        f"{machine()}, {args.runs} interleaved runs after {args.warmup} "
         "warm-up runs each, against the scripted model server on loopback "
         f"(`{SCRIPT.relative_to(ROOT)}`). Produced by `benchmarks/bench_ask.py`.",
         "",
@@ -139,15 +118,41 @@ def main() -> int:
         f"Target: median at most {TARGET:.2f} s: "
         f"**{'met' if ours <= TARGET else 'NOT met'}** ({ours:.3f} s).",
     ]
+    version = codex_version(codex or "")
     if "codex exec" in stats:
         ratio = ours / stats["codex exec"]["median"]
-        lines.append(f"Ratio to `codex exec` in the same run: {ratio:.2f}.")
+        lines.append(f"Ratio to `codex exec` ({version}) in the same run: {ratio:.2f}.")
     else:
         lines.append("`codex exec` was not measured in this run (no `--codex` binary given).")
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:
         RESULTS.write_text(text)
+    peer = stats.get("codex exec")
+    table = "ask: one-shot request, whole process (s)"
+    note = f"`codex exec` ({version}) against the same scripted server, interleaved"
+    report(
+        [
+            Row(
+                table,
+                "median",
+                "s",
+                ours,
+                {"codex": peer["median"] if peer else None},
+                f"≤ {TARGET:.2f} s (issue 2)",
+                ours <= TARGET,
+                note,
+            ),
+            Row(
+                table,
+                "p90",
+                "s",
+                stats["jupyter codexmax ask"]["p90"],
+                {"codex": peer["p90"] if peer else None},
+            ),
+        ],
+        details=RESULTS.name,
+    )
     return 0 if ours <= TARGET else 1
 
 

@@ -15,6 +15,10 @@ repository; see ``run_all.py``):
 
 A benchmark run on its own (no ``CODEXMAX_BENCH_JSON``) writes no rows; a peer it was not
 given is reported as ``None`` (the runner says why it is missing).
+
+Benchmarks that point ours and the Codex CLI at the same scripted model server share
+:func:`scripted_env` (the environment for both) and :func:`request_parts` (how a recorded
+request is split into instructions, tools and input, counted alike for both).
 """
 
 from __future__ import annotations
@@ -23,11 +27,27 @@ import json
 import os
 import platform
 import statistics
-from collections.abc import Iterable, Sequence
+import subprocess
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["PEERS", "Row", "codex_bin", "jai_pythons", "machine", "median", "percentile", "report"]
+__all__ = [
+    "CODEX_MODEL",
+    "PEERS",
+    "Row",
+    "codex_bin",
+    "codex_version",
+    "jai_pythons",
+    "json_tokens",
+    "machine",
+    "median",
+    "percentile",
+    "report",
+    "request_parts",
+    "scripted_env",
+]
 
 #: The peers' keys, in the order of their columns, and their names.
 PEERS: dict[str, str] = {
@@ -77,6 +97,81 @@ def report(rows: Iterable[Row], *, notes: Sequence[str] = (), details: str = "")
 def codex_bin() -> str:
     """The Codex CLI binary the runner installed (or ``CODEX_BIN`` names), or ``""``."""
     return os.environ.get("CODEX_BIN", "")
+
+
+#: The model the Codex CLI is told to use against the scripted server: the newest of its
+#: catalogue (``codex debug models``) whose tools are plain function tools (its newer
+#: models default to a JavaScript "code mode" tool), so its own instructions and tools for
+#: that model are what it sends, with no fallback metadata.
+CODEX_MODEL = "gpt-5.5"
+
+
+def codex_version(codex: str) -> str:
+    """``codex --version`` (e.g. ``codex-cli 0.171.0``), or ``""``."""
+    if not codex:
+        return ""
+    done = subprocess.run([codex, "--version"], capture_output=True, text=True, check=False)
+    return done.stdout.strip()
+
+
+def scripted_env(
+    base_url: str, folder: Path, *, tiktoken_file: str = "", codex_model: str = CODEX_MODEL
+) -> dict[str, str]:
+    """The environment for ours and the Codex CLI, both pointed at the scripted server at
+    ``base_url``: a key, a fresh ``JUPYTER_CONFIG_DIR`` and a ``CODEX_HOME`` under
+    ``folder`` whose ``config.toml`` makes that server Codex's model provider, with
+    ``codex_model`` (``""``: Codex's own default model)."""
+    home = folder / "codex-home"
+    home.mkdir(parents=True, exist_ok=True)
+    config = (
+        'model_provider = "scripted"\n'
+        "[model_providers.scripted]\n"
+        'name = "scripted"\n'
+        f'base_url = "{base_url}"\n'
+        'env_key = "OPENAI_API_KEY"\n'
+        'wire_api = "responses"\n'
+    )
+    model = f'model = "{codex_model}"\n' if codex_model else ""
+    (home / "config.toml").write_text(model + config)
+    env = dict(
+        os.environ,
+        OPENAI_BASE_URL=base_url,
+        OPENAI_API_KEY="benchmark-key",
+        JUPYTER_CONFIG_DIR=str(folder / "jupyter"),
+        CODEX_HOME=str(home),
+        NO_PROXY="127.0.0.1,localhost",
+    )
+    if tiktoken_file:
+        env["CODEXMAX_TIKTOKEN_FILE"] = tiktoken_file
+    return env
+
+
+def request_parts(body: dict[str, Any]) -> dict[str, list[Any]]:
+    """A Responses API request body split the same way for every client:
+
+    - ``tools``: the ``tools`` field and any ``additional_tools`` input items;
+    - ``instructions``: the ``instructions`` field; when a client sends its base prompt as
+      the first input message instead (a developer or system message, as the Codex CLI
+      does), that message's text;
+    - ``input``: every other input item, in order.
+
+    API parameters (model, reasoning, include, metadata, ...) are left out: the model does
+    not read them."""
+    items = list(body.get("input") or [])
+    tools = list(body.get("tools") or []) + [
+        i for i in items if i.get("type") == "additional_tools"
+    ]
+    rest = [i for i in items if i.get("type") != "additional_tools"]
+    instructions = [body["instructions"]] if body.get("instructions") else []
+    if not instructions and rest and rest[0].get("role") in ("developer", "system"):
+        instructions = [c.get("text", "") for c in rest[0].get("content") or []]
+        rest = rest[1:]
+    return {"instructions": instructions, "tools": tools, "input": rest}
+
+
+def json_tokens(value: Any, count: Callable[[str], int]) -> int:
+    """Tokens of ``value`` written as JSON (as it travels in the request), by ``count``."""
+    return count(json.dumps(value, ensure_ascii=False)) if value else 0
 
 
 def jai_pythons() -> dict[str, str]:
