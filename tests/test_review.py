@@ -274,6 +274,26 @@ def test_base_reviews_only_the_changed_cells(
     assert "cell clean (code, changed)" in first and "cell extra (code, new)" in first
 
 
+def test_a_notebook_new_since_the_base_is_reviewed_whole(
+    tmp_path: Path, scripted_server: ScriptedModelServer
+) -> None:
+    """A notebook added since the base: every cell is under review, and the model is not
+    told of "other cells" that did not change (there are none)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "README.md").write_text("data\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "first")
+    make_notebook(repo / "sales.ipynb", CELLS)
+    scripted_server.load({"steps": [{"calls": [verdict()]}, "Done."]})
+    done = review(["sales.ipynb", "--base", "main", "--format", "json"], scripted_server, cwd=repo)
+    assert done.returncode == 0, done.stderr
+    first = request_text(scripted_server.requests_to("responses")[0])
+    assert f"({len(CELLS)} cells), all of them new since main" in first
+    assert "did not change" not in first and "of its" not in first
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

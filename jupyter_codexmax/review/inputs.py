@@ -142,6 +142,13 @@ def present(scope: Scope, commit: str = "", instructions: str = "") -> str:
                 f"Review the notebook {notebook.name} ({len(doc.cells)} cells). Every cell "
                 "is under review. Its cells follow (ids, then sources with line numbers)."
             )
+        elif not doc.cells or len(notebook.reviewed) == len(doc.cells):
+            whole = "new since" if not notebook.diffs else "new or changed since"
+            parts.append(
+                f"Review the notebook {notebook.name} ({len(doc.cells)} cells), all of them "
+                f"{whole} {since}: every cell is under review. Its cells follow (ids, then "
+                "sources with line numbers)."
+            )
         else:
             parts.append(
                 f"Review the changes to the notebook {notebook.name} since {since}: "
@@ -149,8 +156,8 @@ def present(scope: Scope, commit: str = "", instructions: str = "") -> str:
                 "shown below; only they are under review. The other cells did not change: "
                 "read them (read_notebook) for context only; findings on them are refused."
             )
-            if notebook.deleted:
-                parts.append(f"Cells deleted since the base: {', '.join(notebook.deleted)}.")
+        if notebook.reviewed is not None and notebook.deleted:
+            parts.append(f"Cells deleted since the base: {', '.join(notebook.deleted)}.")
         used = 0
         for index, cid in enumerate(doc.ids):
             if notebook.reviewed is not None and cid not in notebook.reviewed:
