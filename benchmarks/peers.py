@@ -11,7 +11,8 @@ refused when inside the repository. Installs are kept between runs and brought t
 newest version each run (npm and uv say quickly when nothing changed). A peer that cannot be
 installed is returned with the reason, for RESULTS.md to say so.
 
-    .venv/bin/python benchmarks/peers.py     # sets them up and prints what it found
+    .venv/bin/python benchmarks/peers.py     # sets them up; prints what it found and the
+                                             # variables that hand them to a benchmark
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class Peer:
     #: The ``codex`` binary, or the Python of the Jupyter AI environment.
     path: str = ""
     error: str = ""
+    #: Set when the newest version could not be had and the one installed was kept.
+    warning: str = ""
     setup_seconds: float = 0.0
 
     @property
@@ -95,10 +98,16 @@ def setup_codex(base: Path) -> Peer:
             raise RuntimeError("npm not found (the Codex CLI comes from the npm registry)")
         folder = base / "codex"
         folder.mkdir(parents=True, exist_ok=True)
-        newest = _run([npm, "view", CODEX_PACKAGE, "version"], timeout=120).strip()
         binary = folder / "node_modules" / ".bin" / "codex"
         installed = folder / "node_modules" / "@openai" / "codex" / "package.json"
         have = json.loads(installed.read_text())["version"] if installed.exists() else ""
+        try:
+            newest = _run([npm, "view", CODEX_PACKAGE, "version"], timeout=120).strip()
+        except RuntimeError as exc:
+            if not (have and binary.exists()):
+                raise
+            newest = have
+            peer.warning = f"kept the installed {have}; the newest is unknown ({exc})"
         if have != newest or not binary.exists():
             _run(
                 [npm, "install", "--no-audit", "--no-fund", "--loglevel=error",
@@ -130,15 +139,24 @@ def setup_jai(base: Path, key: str) -> Peer:
         python = venv / "bin" / "python"
         if not python.exists():
             _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)])
-        _run(
-            [uv, "pip", "install", "--quiet", "--upgrade", "--python", str(python),
-             *(["--prerelease=allow"] if pre else []), requirement, "ipykernel"],
-        )  # fmt: skip
-        peer.version = _run(
-            [str(python), "-c",
-             "import importlib.metadata as m; print(m.version('jupyter-ai-magics'))"],
-            timeout=60,
-        ).strip()  # fmt: skip
+        failed: RuntimeError | None = None
+        try:
+            _run(
+                [uv, "pip", "install", "--quiet", "--upgrade", "--python", str(python),
+                 *(["--prerelease=allow"] if pre else []), requirement, "ipykernel"],
+            )  # fmt: skip
+        except RuntimeError as exc:
+            failed = exc
+        try:
+            peer.version = _run(
+                [str(python), "-c",
+                 "import importlib.metadata as m; print(m.version('jupyter-ai-magics'))"],
+                timeout=60,
+            ).strip()  # fmt: skip
+        except RuntimeError:
+            raise failed or RuntimeError(f"{venv}: jupyter-ai-magics is not installed") from None
+        if failed is not None:
+            peer.warning = f"kept the version installed before; could not upgrade ({failed})"
         peer.path = str(python)
     except RuntimeError as exc:
         peer.error = str(exc)
@@ -175,6 +193,8 @@ def main() -> int:
     for peer in peers.values():
         state = f"{peer.version} ({peer.path})" if peer.ok else f"NOT installed: {peer.error}"
         print(f"{peer.name}: {state}, {peer.setup_seconds:.1f} s")
+    for name, value in environment(peers).items():
+        print(f"export {name}={value}")
     return 0 if all(p.ok for p in peers.values()) else 1
 
 

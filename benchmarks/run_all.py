@@ -208,6 +208,8 @@ def versions(peers: dict[str, Peer]) -> list[str]:
     ]
     for peer in peers.values():
         state = f"{peer.version}" if peer.ok else f"**not installed**: {peer.error}"
+        if peer.ok and peer.warning:
+            state += f" ({peer.warning})"
         where = f" (`{peer.path}`, set up in {peer.setup_seconds:.0f} s)" if peer.ok else ""
         lines.append(f"| {peer.name} (peer) | {state}{where} |")
     return lines
