@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kernels import kernel, run_json
+from kernels import Unmeasured, interleave, kernel, run_json
 from results import PEERS, Row, jai_pythons, machine, median, percentile, report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,13 +40,11 @@ OURS = "jupyter_codexmax"
 #: The extensions a Jupyter AI kernel may hold, the first one found is loaded.
 JAI = ("jupyter_ai_magics", "jupyter_ai_magic_commands")
 PEER_ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-#: A kernel to sample: its Python, the extensions to try loading, its added environment.
-Kernel = tuple[str, tuple[str, ...], dict[str, str]]
 
 PROBE = """
 import importlib.util, json, platform, sys, time
 import IPython
-ext = next(n for n in {names!r} if importlib.util.find_spec(n))
+ext = next((n for n in {names!r} if importlib.util.find_spec(n)), {names!r}[0])
 ip = get_ipython()
 before = set(sys.modules)
 t = time.perf_counter()
@@ -70,20 +68,19 @@ def sample(python: str, names: tuple[str, ...], env: dict[str, str]) -> dict[str
         return result
 
 
-def measure(kernels: dict[str, Kernel]) -> dict[str, list[dict[str, Any]]]:
-    """Samples of each kernel (key to python, extensions, env), interleaved round by round."""
-    runs: dict[str, list[dict[str, Any]]] = {key: [] for key in kernels}
-    for round_ in range(SAMPLES + 1):
-        for key, (python, names, env) in kernels.items():
-            result = sample(python, names, env)
-            if round_:  # round 0 warms the file cache and the bytecode
-                runs[key].append(result)
-    return runs
+def peer_sample(python: str) -> dict[str, Any]:
+    """:func:`sample` of a Jupyter AI environment: one that cannot load is not measured."""
+    try:
+        return sample(python, JAI, PEER_ENV)
+    except RuntimeError as error:
+        raise Unmeasured(f"its %load_ext failed ({error})") from None
 
 
-def line(key: str, runs: list[dict[str, Any]] | None) -> str:
+def line(key: str, runs: list[dict[str, Any]] | None, failed: str | None) -> str:
     """One kernel's results as a Markdown list item."""
     name = "ours" if key == "ours" else PEERS[key]
+    if failed:
+        return f"- {name}: **not measured**: {failed}"
     if runs is None:
         return f"- {name}: **not measured** (no environment given: `./dev bench` provides it)"
     loads = [r["load"] for r in runs]
@@ -100,9 +97,11 @@ def line(key: str, runs: list[dict[str, Any]] | None) -> str:
 
 def main() -> int:
     peers = jai_pythons()
-    kernels: dict[str, Kernel] = {"ours": (sys.executable, (OURS,), {})}
-    kernels.update({key: (python, JAI, PEER_ENV) for key, python in peers.items()})
-    runs = measure(kernels)
+
+    def one(key: str) -> dict[str, Any]:
+        return sample(sys.executable, (OURS,), {}) if key == "ours" else peer_sample(peers[key])
+
+    runs, failed = interleave(["ours", *peers], SAMPLES, one)
     heavy = sorted({m for r in runs["ours"] for m in r["heavy"]})
     ok = median([r["load"] for r in runs["ours"]]) <= TARGET_MS and not heavy
 
@@ -128,7 +127,8 @@ def main() -> int:
         row("p90"),
         row("modules imported, median", "modules"),
     ]
-    report(rows, details=RESULTS.name)
+    notes = [f"{PEERS[k]} not measured: {why}" for k, why in failed.items()]
+    report(rows, notes=notes, details=RESULTS.name)
     text = "\n".join(
         [
             "# Benchmark: `%load_ext` in a fresh real kernel, ours beside Jupyter AI's magics",
@@ -141,7 +141,7 @@ def main() -> int:
             f"- target (issue 5): ours at most {TARGET_MS:g} ms, no heavy module "
             f"({', '.join(HEAVY)}): **{'met' if ok else 'NOT met'}**; heavy modules imported: "
             f"{', '.join(heavy) or 'none'}",
-            *(line(key, runs.get(key)) for key in ("ours", "jai2", "jai3")),
+            *(line(key, runs.get(key), failed.get(key)) for key in ("ours", "jai2", "jai3")),
             "",
         ]
     )

@@ -13,12 +13,16 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["kernel", "run_json"]
+__all__ = ["Unmeasured", "interleave", "kernel", "run_json"]
+
+
+class Unmeasured(Exception):
+    """A peer's sample that could not be taken (it failed to load or answer): the reason."""
 
 
 @contextmanager
@@ -77,3 +81,29 @@ def run_json(kc: Any, code: str, timeout: float = 120) -> Any:
     if errors:
         raise RuntimeError(errors[0])
     return json.loads("".join(out))
+
+
+def interleave(
+    keys: Iterable[str], rounds: int, sample: Callable[[str], dict[str, Any]]
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
+    """``sample(key)`` for each key in turn, round by round: ``rounds`` samples of each.
+
+    Round 0 is a warm-up, not kept (it warms the file cache and the bytecode). A key whose
+    sample raises :class:`Unmeasured` is dropped, not sampled again: the second value maps
+    it to the reason.
+    """
+    order = list(keys)
+    runs: dict[str, list[dict[str, Any]]] = {key: [] for key in order}
+    failed: dict[str, str] = {}
+    for round_ in range(rounds + 1):
+        for key in order:
+            if key in failed:
+                continue
+            try:
+                result = sample(key)
+            except Unmeasured as why:
+                failed[key] = str(why)
+                continue
+            if round_:
+                runs[key].append(result)
+    return {k: v for k, v in runs.items() if k not in failed}, failed
