@@ -65,8 +65,9 @@ print(json.dumps([ext, importlib.import_module(ext).__version__]))
 """
 
 
-def jai_model(version: str) -> str:
-    return "openai-chat:gpt-4o-mini" if version < "3" else "openai/gpt-4o-mini"
+def langchain_line(ext: str, version: str) -> bool:
+    """Whether Jupyter AI's magics are of the 2.x line (langchain providers), not 3.x's."""
+    return ext == "jupyter_ai_magics" and int(version.split(".", maxsplit=1)[0]) < 3
 
 
 def timed_cell(kc: Any, code: str) -> tuple[float | None, float, list[Any]]:
@@ -117,17 +118,17 @@ def sample(server: ScriptedModelServer, folder: Path, key: str, python: str) -> 
             raise Unmeasured(f"no Jupyter AI magics in its environment ({error})") from None
         kc.execute_interactive(f"%load_ext {ext}", timeout=120)
         asked = len(server.requests_to("chat"))
-        first, whole, outputs = timed_cell(kc, f"%%ai {jai_model(version)}\n{PROMPT}")
+        v2 = langchain_line(ext, version)
+        model = "openai-chat:gpt-4o-mini" if v2 else "openai/gpt-4o-mini"
+        first, whole, outputs = timed_cell(kc, f"%%ai {model}\n{PROMPT}")
         if ANSWER not in json.dumps(outputs) or len(server.requests_to("chat")) != asked + 1:
             shown = " ".join(
                 str(o.get("text") or o.get("evalue") or o.get("data", {}).get("text/plain"))
                 for o in outputs
             )
             shown = " ".join(shown.split())[:200]
-            hint = "2.x's OpenAI provider needs `langchain-openai<1`; " if version < "3" else ""
-            raise Unmeasured(
-                f"`%%ai {jai_model(version)}` did not answer ({hint}it showed: {shown})"
-            )
+            hint = "2.x's OpenAI provider needs `langchain-openai<1`; " if v2 else ""
+            raise Unmeasured(f"`%%ai {model}` did not answer ({hint}it showed: {shown})")
         return {"first": first, "whole": whole, "ext": f"{ext} {version}"}
 
 
