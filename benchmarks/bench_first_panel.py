@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from kernels import Unmeasured, interleave, kernel, run_json  # noqa: E402
 from nbhelpers import make_notebook  # noqa: E402
-from results import PEERS, Row, jai_pythons, machine, median, percentile, report  # noqa: E402
+from results import JAI_KEYS, PEERS, Row, jai_pythons, machine, median, percentile, report  # noqa: E402
 
 from jupyter_codexmax.testing import ScriptedModelServer  # noqa: E402
 
@@ -165,7 +165,7 @@ def main() -> int:
     ok = median(ours) <= TARGET_MS and not {"lark", "rfc3987_syntax"} & set(loaded)
 
     def row(stat: str, what: str, **more: Any) -> Row:
-        theirs = {k: median(times(runs[k], what)) if k in runs else None for k in ("jai2", "jai3")}
+        theirs = {k: median(times(runs[k], what)) if k in runs else None for k in JAI_KEYS}
         table = "first output: the first AI cell in a fresh kernel"
         return Row(table, stat, "ms", median(times(runs["ours"], what)), theirs, **more)
 
@@ -180,7 +180,7 @@ def main() -> int:
         details=RESULTS.name,
     )  # fmt: skip
     names = {"ours": "ours, `%%agent`", "widget": "the first ipywidgets `HTML` (ours' Python)"}
-    peers = {k: f"{PEERS[k]}, `%%ai`" for k in ("jai2", "jai3")}
+    peers = {k: f"{PEERS[k]}, `%%ai`" for k in JAI_KEYS}
     text = "\n".join(
         [
             "# Benchmark: the first AI cell in a fresh kernel, ours beside Jupyter AI's `%%ai`",

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from kernels import Unmeasured, interleave, kernel, run_json
-from results import PEERS, Row, jai_pythons, machine, median, percentile, report
+from results import JAI_KEYS, PEERS, Row, jai_pythons, machine, median, percentile, report
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS-load_ext.md"
@@ -115,7 +115,7 @@ def main() -> int:
     }
 
     def row(stat: str, unit: str = "ms", **more: Any) -> Row:
-        theirs = {key: stats[key][stat] if key in stats else None for key in ("jai2", "jai3")}
+        theirs = {key: stats[key][stat] if key in stats else None for key in JAI_KEYS}
         return Row(
             "load: %load_ext in a fresh kernel", stat, unit, stats["ours"][stat], theirs, **more
         )
@@ -141,7 +141,7 @@ def main() -> int:
             f"- target (issue 5): ours at most {TARGET_MS:g} ms, no heavy module "
             f"({', '.join(HEAVY)}): **{'met' if ok else 'NOT met'}**; heavy modules imported: "
             f"{', '.join(heavy) or 'none'}",
-            *(line(key, runs.get(key), failed.get(key)) for key in ("ours", "jai2", "jai3")),
+            *(line(key, runs.get(key), failed.get(key)) for key in ("ours", *JAI_KEYS)),
             "",
         ]
     )

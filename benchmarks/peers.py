@@ -1,10 +1,13 @@
 """Set up the peers the benchmarks compare us with, in scratch environments outside the repo.
 
 - the Codex CLI: ``npm install @openai/codex@<newest>`` into ``<home>/codex``;
-- Jupyter AI's magics, both major lines: a virtual environment each (``<home>/jai2``,
-  ``<home>/jai3``) made with uv from this Python, holding the newest ``jupyter-ai-magics``
-  of the line (pre-releases allowed where the line has no final release yet) and
-  ``ipykernel``.
+- Jupyter AI's magics, a virtual environment each, made with uv from this Python, with
+  ``ipykernel`` (:data:`JAI_SPECS`): ``<home>/jai2``, the newest ``jupyter-ai-magics`` 2.x
+  (with ``langchain-openai``, which ``%%ai`` needs for an OpenAI-compatible server);
+  ``<home>/jai3``, the newest ``jupyter-ai-magics`` 3.x, a pre-release (the line has no
+  final release: Jupyter AI 3 moved its magics to another package), with the
+  ``jupyter-ai`` of the same version it needs; ``<home>/jai``, the magics the current
+  Jupyter AI installs (``jupyter-ai[magics]``: ``jupyter-ai-magic-commands``).
 
 ``<home>`` is ``$CODEXMAX_BENCH_PEERS``, else ``~/.cache/jupyter-codexmax/bench-peers``; it is
 refused when inside the repository. Installs are kept between runs and brought to the
@@ -30,10 +33,16 @@ from results import PEERS
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: Jupyter AI's magics, by line: the requirement and whether pre-releases may be taken.
-JAI_LINES: dict[str, tuple[str, bool]] = {
-    "jai2": ("jupyter-ai-magics>=2,<3", False),
-    "jai3": ("jupyter-ai-magics>=3.0.0a0,<4", True),
+#: Jupyter AI's magics: what each environment holds (beside ``ipykernel``), the package whose
+#: version names it, and whether its newest version is a pre-release to be pinned first.
+JAI_SPECS: dict[str, tuple[list[str], str, bool]] = {
+    # 2.x; %%ai against an OpenAI-compatible server needs langchain-openai (of langchain 0.3)
+    "jai2": (["jupyter-ai-magics>=2,<3", "langchain-openai<1"], "jupyter-ai-magics", False),
+    # 3.x of jupyter-ai-magics is pre-releases only, and loads only beside jupyter-ai of the
+    # same version (its model list lives there)
+    "jai3": (["jupyter-ai-magics>=3.0.0a0,<4"], "jupyter-ai-magics", True),
+    # the current Jupyter AI's magics (what jupyter-ai[magics] installs)
+    "jai": (["jupyter-ai-magic-commands"], "jupyter-ai-magic-commands", False),
 }
 CODEX_PACKAGE = "@openai/codex"
 
@@ -129,8 +138,15 @@ def _uv() -> str:
     return found
 
 
+def _version(python: Path, dist: str) -> str:
+    return _run(
+        [str(python), "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
+        timeout=60,
+    ).strip()
+
+
 def setup_jai(base: Path, key: str) -> Peer:
-    requirement, pre = JAI_LINES[key]
+    requirements, dist, pinned = JAI_SPECS[key]
     peer = Peer(key, PEERS[key])
     started = time.monotonic()
     try:
@@ -139,22 +155,21 @@ def setup_jai(base: Path, key: str) -> Peer:
         python = venv / "bin" / "python"
         if not python.exists():
             _run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)])
+        install = [uv, "pip", "install", "--quiet", "--upgrade", "--python", str(python)]
         failed: RuntimeError | None = None
         try:
-            _run(
-                [uv, "pip", "install", "--quiet", "--upgrade", "--python", str(python),
-                 *(["--prerelease=allow"] if pre else []), requirement, "ipykernel"],
-            )  # fmt: skip
+            if pinned:
+                # the newest pre-release alone first, then it and its jupyter-ai, pinned
+                _run([*install, "--prerelease=allow", "--no-deps", *requirements])
+                newest = _version(python, dist)
+                requirements = [f"{dist}=={newest}", f"jupyter-ai=={newest}"]
+            _run([*install, *requirements, "ipykernel"])
         except RuntimeError as exc:
             failed = exc
         try:
-            peer.version = _run(
-                [str(python), "-c",
-                 "import importlib.metadata as m; print(m.version('jupyter-ai-magics'))"],
-                timeout=60,
-            ).strip()  # fmt: skip
+            peer.version = f"{dist} {_version(python, dist)}"
         except RuntimeError:
-            raise failed or RuntimeError(f"{venv}: jupyter-ai-magics is not installed") from None
+            raise failed or RuntimeError(f"{venv}: {dist} is not installed") from None
         if failed is not None:
             peer.warning = f"kept the version installed before; could not upgrade ({failed})"
         peer.path = str(python)
@@ -170,8 +185,7 @@ def setup_all() -> dict[str, Peer]:
     base.mkdir(parents=True, exist_ok=True)
     return {
         "codex": setup_codex(base),
-        "jai2": setup_jai(base, "jai2"),
-        "jai3": setup_jai(base, "jai3"),
+        **{key: setup_jai(base, key) for key in JAI_SPECS},
     }
 
 

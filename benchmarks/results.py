@@ -10,8 +10,10 @@ Peers are found from the environment the runner sets up (scratch environments ou
 repository; see ``run_all.py``):
 
 - ``CODEX_BIN``: the Codex CLI's ``codex`` binary (npm ``@openai/codex``);
-- ``CODEXMAX_BENCH_JAI2_PYTHON`` / ``CODEXMAX_BENCH_JAI3_PYTHON``: the Python of a virtual
-  environment holding ``jupyter-ai-magics`` of the 2.x / 3.x line and ``ipykernel``.
+- ``CODEXMAX_BENCH_JAI2_PYTHON``, ``CODEXMAX_BENCH_JAI3_PYTHON``, ``CODEXMAX_BENCH_JAI_PYTHON``:
+  the Python of a virtual environment holding, with ``ipykernel``, Jupyter AI's magics:
+  ``jupyter-ai-magics`` 2.x; ``jupyter-ai-magics`` 3.x (a beta, with its ``jupyter-ai``);
+  and those of the current Jupyter AI (``jupyter-ai-magic-commands``) (:data:`JAI_KEYS`).
 
 A benchmark run on its own (no ``CODEXMAX_BENCH_JSON``) writes no rows; a peer it was not
 given is reported as ``None`` (the runner says why it is missing).
@@ -35,6 +37,7 @@ from typing import Any
 
 __all__ = [
     "CODEX_MODEL",
+    "JAI_KEYS",
     "PEERS",
     "Row",
     "codex_bin",
@@ -53,7 +56,8 @@ __all__ = [
 PEERS: dict[str, str] = {
     "codex": "Codex CLI",
     "jai2": "Jupyter AI 2.x",
-    "jai3": "Jupyter AI 3.x",
+    "jai3": "Jupyter AI 3.x beta magics",
+    "jai": "Jupyter AI 3.x",
 }
 
 
@@ -174,10 +178,16 @@ def json_tokens(value: Any, count: Callable[[str], int]) -> int:
     return count(json.dumps(value, ensure_ascii=False)) if value else 0
 
 
+#: The Jupyter AI environments: ``jai2``, jupyter-ai-magics 2.x; ``jai3``, jupyter-ai-magics
+#: 3.x (pre-releases only, with the jupyter-ai of the same version it needs); ``jai``, the
+#: magics current Jupyter AI installs (``jupyter-ai[magics]``: jupyter-ai-magic-commands).
+JAI_KEYS = ("jai2", "jai3", "jai")
+
+
 def jai_pythons() -> dict[str, str]:
-    """Peer key to the Python of each Jupyter AI environment given (``jai2``, ``jai3``)."""
+    """Peer key to the Python of each Jupyter AI environment given (:data:`JAI_KEYS`)."""
     found = {}
-    for key in ("jai2", "jai3"):
+    for key in JAI_KEYS:
         python = os.environ.get(f"CODEXMAX_BENCH_{key.upper()}_PYTHON", "")
         if python:
             found[key] = python

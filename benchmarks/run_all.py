@@ -113,10 +113,10 @@ def run_one(name: str, env: dict[str, str], timeout: float) -> Outcome:
 def number(value: float | None, unit: str) -> str:
     if value is None:
         return "–"
-    if unit in ("tokens", "bytes") or abs(value) >= 1000:
-        return f"{value:,.0f}"
     if unit == "x":
         return f"{value:.2f}x"
+    if unit in ("tokens", "bytes") or abs(value) >= 1000 or float(value).is_integer():
+        return f"{value:,.0f}"
     if unit == "%":
         return f"{value:.1f} %"
     if abs(value) >= 100:
@@ -129,7 +129,10 @@ def number(value: float | None, unit: str) -> str:
 def ratio(ours: float | None, theirs: float | None) -> str:
     if ours is None or theirs is None or theirs == 0 or ours < 0 or theirs < 0:
         return "–"
-    return f"**{ours / theirs:.2f}**"
+    share = ours / theirs
+    if share >= 0.1 or share == 0:
+        return f"**{share:.2f}**"
+    return f"**{share:.2g}** (1/{1 / share:,.0f})"
 
 
 def missing_reason(key: str, peers: dict[str, Peer]) -> str:
@@ -251,6 +254,8 @@ def write(outcomes: dict[str, Outcome], peers: dict[str, Peer], seconds: float) 
             continue
         lines += [f"## {family}", ""]
         for outcome in ran:
+            if outcome.error:
+                lines += [f"`bench_{outcome.name}.py` did not report: {outcome.error}.", ""]
             titles = list(dict.fromkeys(r["table"] for r in outcome.rows))
             for title in titles:
                 lines += table(title, [r for r in outcome.rows if r["table"] == title], peers)
