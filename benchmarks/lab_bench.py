@@ -48,11 +48,14 @@ __all__ = [
     "FIRE_SETTLED",
     "LOAD",
     "REPORT_GETS",
+    "execute",
     "fire_get",
+    "gets_of",
     "lab_and_browser",
     "median_row",
     "open_bridged",
     "read_gets",
+    "wait_quiet",
     "why_not",
 ]
 
@@ -136,15 +139,60 @@ def fire_get(nb: Notebook, cell: int, wait: float = 1.6) -> None:
     time.sleep(wait)  # the reply comes while the kernel is idle
 
 
-def read_gets(nb: Notebook, cell: int) -> dict[str, Any]:
-    """Run the :data:`REPORT_GETS` cell: label to ``{"times": [ms...], "cells": [n...]}``."""
-    nb.run_cell(cell)
-    text = nb.wait_output(cell, "times").inner_text()
+_QUIET = """([ms, most]) => new Promise(resolve => {
+    const started = performance.now();
+    let last = started;
+    new PerformanceObserver(() => { last = performance.now(); })
+        .observe({type: 'longtask', buffered: false});
+    const check = () => {
+        const now = performance.now();
+        if (now - last >= ms || now - started >= most) resolve(now - last >= ms);
+        else setTimeout(check, 100);
+    };
+    setTimeout(check, 100);
+})"""
+
+
+def wait_quiet(nb: Notebook, ms: float = 2000, most: float = 60_000) -> bool:
+    """Wait until the page has run no long task (50 ms or more) for ``ms`` milliseconds (a
+    big notebook goes on rendering for a while after it shows), at most ``most``; whether
+    it was quiet."""
+    return bool(nb.page.evaluate(_QUIET, [ms, most]))
+
+
+_EXECUTE = """async (code) => {
+    const panel = [...window.jupyterapp.shell.widgets('main')]
+        .find(w => w.sessionContext?.session?.kernel);
+    const future = panel.sessionContext.session.kernel.requestExecute({code});
+    let out = '';
+    future.onIOPub = msg => { if (msg.header.msg_type === 'stream') out += msg.content.text; };
+    const reply = await future.done;
+    return [reply.content.status, out];
+}"""
+
+
+def execute(nb: Notebook, code: str) -> str:
+    """Run ``code`` in the notebook's kernel from the page (no cell, no click: the page
+    need not be in front); what it printed."""
+    status, out = nb.page.evaluate(_EXECUTE, code)
+    if status != "ok":
+        raise RuntimeError(f"the code failed in {nb.name}'s kernel: {out}")
+    return str(out)
+
+
+def gets_of(text: str) -> dict[str, Any]:
+    """What :data:`REPORT_GETS` printed: label to ``{"times": [ms...], "cells": [n...]}``."""
     try:
         found: dict[str, Any] = json.loads(text)
     except ValueError:
         raise RuntimeError(f"the report cell printed: {text}") from None
     return found
+
+
+def read_gets(nb: Notebook, cell: int) -> dict[str, Any]:
+    """Run the :data:`REPORT_GETS` cell: label to ``{"times": [ms...], "cells": [n...]}``."""
+    nb.run_cell(cell)
+    return gets_of(nb.wait_output(cell, "times").inner_text())
 
 
 def median_row(table: str, row: str, values: list[float], limit: float, issue: str) -> Row:
