@@ -22,24 +22,28 @@ import datetime
 import json
 import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from browser.lab import (  # noqa: E402
-    Notebook,
-    jupyter_lab,
-    lab_environment,
-    launch_chromium,
-    new_page,
-    why_no_browser,
-    why_no_extension,
+from browser.lab import Notebook, new_page  # noqa: E402
+from browser.screenshots import write_notebook  # noqa: E402
+from lab_bench import (  # noqa: E402
+    FIRE_NOW,
+    FIRE_SETTLED,
+    LOAD,
+    REPORT_GETS,
+    fire_get,
+    lab_and_browser,
+    median_row,
+    open_bridged,
+    read_gets,
+    why_not,
 )
-from browser.screenshots import API_KEY, write_notebook  # noqa: E402
+from results import Row, median, report  # noqa: E402
 
 from jupyter_codexmax.testing import ScriptedModelServer  # noqa: E402
 
@@ -74,41 +78,6 @@ WATCH_EDITS = """(index) => {
     new MutationObserver(look).observe(cell, {subtree: true, childList: true, characterData: true});
 }"""
 
-FIRE_GET = """\
-import threading, time
-from jupyter_codexmax.kernel import _loaded
-bridge = next(iter(_loaded.values())).bridge
-mine = globals().setdefault("gets", {{}}).setdefault("{label}", [])
-record = {{}}
-real_send = bridge.comm.send
-def timed_send(data, *a, **k):
-    if isinstance(data, dict) and data.get("method") == "notebook.get":
-        record["sent"] = time.perf_counter()
-    return real_send(data, *a, **k)
-def ask():
-    bridge.comm.send = timed_send
-    future = bridge.request("notebook.get")
-    def done(f):
-        record["done"] = time.perf_counter()
-        record["cells"] = len(f.result()["cells"])
-        bridge.comm.send = real_send
-    future.add_done_callback(done)
-threading.Timer({delay}, ask).start()
-mine.append(record)
-"""
-
-#: Right as the cell ends (as a turn's first read: JupyterLab is still busy with the run),
-#: and once the page has settled (the bridge's own cost).
-FIRE_NOW = FIRE_GET.format(label="now", delay=0.0)
-FIRE_SETTLED = FIRE_GET.format(label="settled", delay=1.0)
-
-REPORT_GETS = """\
-import json
-print(json.dumps({label: {"times": [(r["done"] - r["sent"]) * 1000 for r in found if "done" in r],
-                          "cells": sorted({r.get("cells") for r in found})}
-                  for label, found in gets.items()}))
-"""
-
 TIME_PANEL = """async (index) => {
     const panel = [...window.jupyterapp.shell.widgets('main')].find(w => w.content && w.isVisible);
     const cell = panel.content.widgets[index];
@@ -132,7 +101,7 @@ TIME_PANEL = """async (index) => {
 
 def big_notebook(folder: Path) -> None:
     cells = [
-        ("load", "%load_ext jupyter_codexmax"),
+        ("load", LOAD),
         ("now", FIRE_NOW),
         ("settled", FIRE_SETTLED),
         ("report", REPORT_GETS),
@@ -158,17 +127,8 @@ def measure_gets(nb: Notebook, first: int) -> dict[str, Any]:
     """Cells ``first`` (right away) and ``first + 1`` (settled) ask, ``first + 2`` reports."""
     for _ in range(GETS):
         for cell in (first, first + 1):
-            nb.run_cell(cell)
-            nb.wait_ran(cell)
-            nb.wait_idle()
-            time.sleep(1.6)  # the reply comes while the kernel is idle
-    nb.run_cell(first + 2)
-    text = nb.wait_output(first + 2, "times").inner_text()
-    try:
-        found: dict[str, Any] = json.loads(text)
-    except ValueError:
-        raise RuntimeError(f"the report cell printed: {text}") from None
-    return found
+            fire_get(nb, cell)
+    return read_gets(nb, first + 2)
 
 
 def _restart(nb: Notebook) -> None:
@@ -205,59 +165,44 @@ def summary(values: list[float]) -> str:
 
 
 def main() -> int:
-    reason = why_no_browser() or why_no_extension()
+    reason = why_not()
     if reason:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 1
-    from playwright.sync_api import sync_playwright
+    with lab_and_browser() as (lab, server, browser):
+        write_notebook(
+            lab.root,
+            [
+                ("load", LOAD),
+                ("target", "y = 0"),
+                ("send", SEND_EDITS),
+                ("now", FIRE_NOW),
+                ("settled", FIRE_SETTLED),
+                ("report", REPORT_GETS),
+            ],
+            name="edits.ipynb",
+        )
+        nb = open_bridged(browser, lab, "edits.ipynb")
+        edits = measure_edits(nb)
+        small = measure_gets(nb, 3)
+        nb.page.context.close()
 
-    with tempfile.TemporaryDirectory(prefix="cmx-bench-") as tmp, ScriptedModelServer() as server:
-        root = Path(tmp)
-        env = lab_environment(root, model_url=server.base_url, api_key=API_KEY)
-        with jupyter_lab(root, env) as lab, sync_playwright() as playwright:
-            browser = launch_chromium(playwright)
-            try:
-                write_notebook(
-                    lab.root,
-                    [
-                        ("load", "%load_ext jupyter_codexmax"),
-                        ("target", "y = 0"),
-                        ("send", SEND_EDITS),
-                        ("now", FIRE_NOW),
-                        ("settled", FIRE_SETTLED),
-                        ("report", REPORT_GETS),
-                    ],
-                    name="edits.ipynb",
-                )
-                nb = Notebook(new_page(browser), lab, "edits.ipynb").open()
-                nb.run_cell(0)
-                nb.wait_ran(0)
-                nb.panel.locator(".jp-codexmax-AgentItem").filter(has_text="idle").wait_for()
-                edits = measure_edits(nb)
-                small = measure_gets(nb, 3)
-                nb.page.context.close()
+        big_notebook(lab.root)
+        nb = open_bridged(browser, lab, "big.ipynb")
+        big = measure_gets(nb, 1)
+        nb.page.context.close()
 
-                big_notebook(lab.root)
-                nb = Notebook(new_page(browser), lab, "big.ipynb").open()
-                nb.run_cell(0)
-                nb.wait_ran(0)
-                nb.panel.locator(".jp-codexmax-AgentItem").filter(has_text="idle").wait_for()
-                big = measure_gets(nb, 1)
-                nb.page.context.close()
-
-                write_notebook(
-                    lab.root,
-                    [
-                        ("load", "%load_ext jupyter_codexmax"),
-                        ("ask", "%%agent\nSay ok"),
-                        ("widget", "import ipywidgets\nipywidgets.HTML('<b>first widget</b>')"),
-                    ],
-                    name="panel.ipynb",
-                )
-                nb = Notebook(new_page(browser), lab, "panel.ipynb").open()
-                panels, widgets = measure_panels(nb, server)
-            finally:
-                browser.close()
+        write_notebook(
+            lab.root,
+            [
+                ("load", LOAD),
+                ("ask", "%%agent\nSay ok"),
+                ("widget", "import ipywidgets\nipywidgets.HTML('<b>first widget</b>')"),
+            ],
+            name="panel.ipynb",
+        )
+        nb = Notebook(new_page(browser), lab, "panel.ipynb").open()
+        panels, widgets = measure_panels(nb, server)
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
     def met(values: list[float], target: float) -> str:
@@ -290,7 +235,28 @@ def main() -> int:
     ]
     RESULTS.write_text("\n".join(lines))
     print("\n".join(lines))
+    report(rows(edits, big, small, panels, widgets), details=RESULTS.name)
     return 0
+
+
+def rows(
+    edits: list[float],
+    big: dict[str, Any],
+    small: dict[str, Any],
+    panels: list[float],
+    widgets: list[float],
+) -> list[Row]:
+    """The summary rows for ``./dev bench`` (no peer has a live notebook bridge)."""
+    get = f"browser: notebook.get, kernel to kernel ({CELLS:,} cells unless said)"
+    panel = "browser: the first %%agent panel in a fresh kernel, in the page"
+    return [
+        median_row("browser: kernel edit to the cell's DOM", "median", edits, 100, "issue 11"),
+        median_row(get, "page settled, median", big["settled"]["times"], 200, "issue 11"),
+        Row(get, "right after a run, median", "ms", median(big["now"]["times"])),
+        Row(get, "6 cells, page settled, median", "ms", median(small["settled"]["times"])),
+        median_row(panel, "median", panels, 300, "issue 11"),
+        Row(panel, "beside it: the first ipywidgets HTML, median", "ms", median(widgets)),
+    ]
 
 
 if __name__ == "__main__":

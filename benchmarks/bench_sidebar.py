@@ -28,9 +28,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from browser.lab import Lab, Notebook, jupyter_lab, lab_environment, launch_chromium, new_page  # noqa: E402
 from browser.screenshots import API_KEY, write_notebook  # noqa: E402
+from lab_bench import median_row  # noqa: E402
+from results import Row, median, report  # noqa: E402
 
 from jupyter_codexmax.testing import ScriptedModelServer  # noqa: E402
 
@@ -236,7 +239,53 @@ def main() -> int:
         starts_without = server_start(root, env, False)
     write(results, starts_with, starts_without)
     print(RESULTS.read_text())
+    report(rows(results, starts_with, starts_without), details=RESULTS.name)
     return 0
+
+
+def rows(
+    results: dict[str, Any], starts_with: list[float], starts_without: list[float]
+) -> list[Row]:
+    """The summary rows for ``./dev bench``. No peer was measured in this run: the numbers
+    of Jupyter AI 3.2 beside them in RESULTS-sidebar.md were taken once by hand."""
+    start = "browser: the Jupyter server's start, until its API answers"
+    added = median(starts_with) - median(starts_without)
+    by_hand = "Jupyter AI 3.2, measured once by hand (not in this run): "
+    opened = median_row(
+        "browser: opening the sidebar on a 200-turn session",
+        "median",
+        results["open"],
+        150,
+        "issue 12",
+    )
+    opened.note = by_hand + "input ready in 0.12-0.21 s with a short chat"
+    stop = median_row(
+        'browser: Stop, click to "stopped" shown', "median", results["stop"], 100, "issue 12"
+    )
+    stop.note = by_hand + "Codex (ACP) 0.14 s, Jupyternaut never"
+    return [
+        median_row(
+            "browser: text delta, kernel to the sidebar's DOM",
+            "median",
+            results["delta"],
+            50,
+            "issue 12",
+        ),
+        opened,
+        Row(opened.table, "switching to it, sidebar open, median", "ms", median(results["switch"])),
+        stop,
+        Row(start, "with our extension, median", "ms", median(starts_with)),
+        Row(start, "without it, median", "ms", median(starts_without)),
+        Row(
+            start,
+            "added by the extension",
+            "ms",
+            added,
+            target="nothing added (issue 12): within 5 % of the start",
+            met=added <= 0.05 * median(starts_without),
+            note="Jupyter AI's Jupyternaut adds 11-13 s (measured once by hand)",
+        ),
+    ]
 
 
 def _stats(values: list[float]) -> str:
