@@ -23,6 +23,7 @@ from jupyter_codexmax.agent.tokens import TokenCounter
 from jupyter_codexmax.config import CodexMax
 from jupyter_codexmax.notebook.file import FileNotebook
 from jupyter_codexmax.providers.items import user_message
+from jupyter_codexmax.session.integrity import sign
 from jupyter_codexmax.session.journal import journal_path
 from jupyter_codexmax.session.store import SessionRecord, fit_record, latest_record
 from jupyter_codexmax.testing import ScriptedModelServer
@@ -325,6 +326,30 @@ def test_the_record_always_fits_its_cap_and_keeps_the_task() -> None:
     assert roomy.messages and "newest" in json.dumps(roomy.messages[-1])
     with pytest.raises(Exception, match="8192"):
         CodexMax(session_cap=4_096)
+
+
+def test_a_signed_record_fits_its_cap() -> None:
+    """The cap holds for the record as stored: signed, with its integrity mark. (Fitted
+    without room for the mark, a record that landed just under the cap went over it once
+    signed: 65,616 bytes of a 65,536 cap in bench_session.py.)"""
+    usage = dict.fromkeys(
+        ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens"), 0
+    )
+    over = []
+    for extra in range(0, 400, 7):
+        record = SessionRecord(
+            session_id="abc",
+            model="m",
+            usage={**usage, "total_tokens": 0},
+            messages=[user_message("w" * (900 + extra + 13 * n)) for n in range(12)],
+            ledger={"task": "t"},
+        )
+        for cap in (8_192, 9_000):
+            signed = SessionRecord.from_json(sign(fit_record(record, cap).to_json()))
+            assert signed.mark is not None
+            if signed.size() > cap:
+                over.append((extra, cap, signed.size()))
+    assert over == []
 
 
 async def test_secrets_after_a_line_break_are_masked_in_the_journal_and_record(

@@ -26,6 +26,9 @@ __all__ = ["MARK_KEY", "is_ours", "sign"]
 #: The record's key that holds the mark.
 MARK_KEY = "mark"
 _PREFIX = "hmac-sha256:"
+#: The bytes a mark adds to a record's JSON (a SHA-256 hex digest): a record is fitted to
+#: its cap less this, so that signed it still fits.
+MARK_ROOM = len(json.dumps({MARK_KEY: _PREFIX + "0" * 64}))
 
 _cached: dict[str, bytes] = {}
 

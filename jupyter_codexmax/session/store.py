@@ -37,7 +37,7 @@ from ..errors import CodexmaxError
 from ..notebook.view import cut_text
 from ..providers.base import Item
 from ..providers.items import message_text
-from .integrity import is_ours
+from .integrity import MARK_ROOM, is_ours
 
 __all__ = [
     "METADATA_KEY",
@@ -255,10 +255,11 @@ def fit_record(
     record: SessionRecord, cap: int, secret_values: list[str] | None = None
 ) -> SessionRecord:
     """``record`` with secrets masked and parts dropped, in the documented order, until its
-    JSON fits ``cap`` bytes."""
+    JSON fits ``cap`` bytes, with room left for the integrity mark it is signed with."""
     from ..agent.ledger import Ledger
 
     fitted = SessionRecord.from_json(secrets.redact_value(record.to_json(), secret_values or []))
+    whole, cap = cap, cap - MARK_ROOM
 
     def count(what: str, n: int = 1) -> None:
         fitted.dropped[what] = fitted.dropped.get(what, 0) + n
@@ -278,13 +279,13 @@ def fit_record(
         count("ledger_entries")
     # 3. The newest message and a written summary, cut head and tail.
     if fitted.size() > cap and fitted.messages:
-        fitted.messages[-1] = _cut_message(fitted.messages[-1], cap // 4)
+        fitted.messages[-1] = _cut_message(fitted.messages[-1], whole // 4)
         count("cut_messages")
     if fitted.size() > cap and fitted.summary and fitted.summary.get("type") != "compaction":
         over = fitted.size() - cap
         text = message_text(fitted.summary)
         fitted.summary = _replace_text(
-            fitted.summary, cut_text(text, max(cap // 4, len(text) - over - 200))
+            fitted.summary, cut_text(text, max(whole // 4, len(text) - over - 200))
         )
         count("cut_summary")
     # 4. A remote compaction item (opaque: it cannot be cut).
