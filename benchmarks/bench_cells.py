@@ -38,6 +38,7 @@ import asyncio
 import base64
 import contextlib
 import datetime
+import itertools
 import json
 import math
 import random
@@ -389,7 +390,25 @@ def rows(
                 note=note,
             )
         )
+        if op in medians:
+            found.append(Row(TABLE, f"{label}: steepest slope between two sizes", "exponent",
+                             steepest(medians[op])))  # fmt: skip
+    found[-1].note = (
+        "notebook.get here: notebooks with outputs and plots (about 0.7 KB a cell), all "
+        "five sizes open at once in their own pages (busy pages answer late); the browser "
+        "table's 1,000-cell notebook.get is of short cells without outputs, one page"
+    )
     return found
+
+
+def steepest(medians: dict[int, float]) -> float:
+    """The largest slope of log(time) on log(cells) between two neighbouring sizes."""
+    sizes = sorted(medians)
+    return max(
+        math.log(medians[b] / medians[a]) / math.log(b / a)
+        for a, b in itertools.pairwise(sizes)
+        if medians[a] > 0 and medians[b] > 0
+    )
 
 
 if __name__ == "__main__":

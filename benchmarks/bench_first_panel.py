@@ -162,19 +162,27 @@ def main() -> int:
         runs, failed = interleave(kernels, SAMPLES, one)
     ours = times(runs["ours"], "first")
     loaded = sorted({m for r in runs["ours"] for m in r["loaded"]})
-    ok = median(ours) <= TARGET_MS and not {"lark", "rfc3987_syntax"} & set(loaded)
+    schema = sorted({"lark", "rfc3987_syntax"} & set(loaded))
+    ok = median(ours) <= TARGET_MS and not schema
 
     def row(stat: str, what: str, **more: Any) -> Row:
         theirs = {k: median(times(runs[k], what)) if k in runs else None for k in JAI_KEYS}
         table = "first output: the first AI cell in a fresh kernel"
         return Row(table, stat, "ms", median(times(runs["ours"], what)), theirs, **more)
 
-    note = "ours: the %%agent panel, before the answer; Jupyter AI: %%ai's answer (same server)"
+    note = (
+        "ours: the %%agent panel, shown before the answer; Jupyter AI: %%ai's answer (same "
+        'server), its only output. Like for like: "cell done", the whole cell, one request '
+        "each, answered at once"
+    )
     report(
         [
-            row("first output, median", "first", target=f"≤ {TARGET_MS:g} ms (issue 8)", met=ok,
-                note=note),
+            row("first output, median", "first", target=f"≤ {TARGET_MS:g} ms (issue 8)",
+                met=median(ours) <= TARGET_MS, note=note),
             row("cell done, median", "whole"),
+            Row("first output: the first AI cell in a fresh kernel",
+                "schema machinery loaded by the turn (lark, rfc3987_syntax)", "modules",
+                len(schema), target="none (issue 8)", met=not schema),
         ],
         notes=[f"{PEERS[k]} not measured: {why}" for k, why in failed.items()],
         details=RESULTS.name,

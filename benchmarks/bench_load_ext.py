@@ -122,11 +122,14 @@ def main() -> int:
 
     note = "Jupyter AI: its magics' %load_ext in a kernel of its own venv, interleaved with ours"
     target = f"≤ {TARGET_MS:g} ms (issue 5)"
+    within = stats["ours"]["median"] <= TARGET_MS
     rows = [
-        row("median", target=target, met=ok, note=note),
+        row("median", target=target, met=within, note=note),
         row("p90"),
         row("modules imported, median", "modules"),
-    ]
+        Row("load: %load_ext in a fresh kernel", f"heavy modules imported ({', '.join(HEAVY)})",
+            "modules", len(heavy), target="none (issue 5)", met=not heavy),
+    ]  # fmt: skip
     notes = [f"{PEERS[k]} not measured: {why}" for k, why in failed.items()]
     report(rows, notes=notes, details=RESULTS.name)
     text = "\n".join(

@@ -227,7 +227,12 @@ def main() -> int:
     print(text)
     peer = measured.get("codex")
     table = f"review: tokens sent to review a 50-cell notebook ({name})"
-    note = f"Codex CLI {version}: `codex exec review --uncommitted`, model reads the file with cat"
+    note = (
+        f"Codex CLI {version}: `codex exec review --uncommitted`, its model reading the file "
+        "with `cat` (outputs and the PNG's base64 included, cut at Codex's output budget); "
+        "ours is shown the cells' sources, outputs only if its model reads them "
+        "(`read_notebook`, not called here)"
+    )
     report(
         [
             Row(

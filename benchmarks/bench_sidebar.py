@@ -246,11 +246,10 @@ def main() -> int:
 def rows(
     results: dict[str, Any], starts_with: list[float], starts_without: list[float]
 ) -> list[Row]:
-    """The summary rows for ``./dev bench``. No peer was measured in this run: the numbers
-    of Jupyter AI 3.2 beside them in RESULTS-sidebar.md were taken once by hand."""
+    """The summary rows for ``./dev bench``: ours only (no peer was measured in this run;
+    RESULTS.md says only what was)."""
     start = "browser: the Jupyter server's start, until its API answers"
     added = median(starts_with) - median(starts_without)
-    by_hand = "Jupyter AI 3.2, measured once by hand (not in this run): "
     opened = median_row(
         "browser: opening the sidebar on a 200-turn session",
         "median",
@@ -258,11 +257,9 @@ def rows(
         150,
         "issue 12",
     )
-    opened.note = by_hand + "input ready in 0.12-0.21 s with a short chat"
     stop = median_row(
         'browser: Stop, click to "stopped" shown', "median", results["stop"], 100, "issue 12"
     )
-    stop.note = by_hand + "Codex (ACP) 0.14 s, Jupyternaut never"
     return [
         median_row(
             "browser: text delta, kernel to the sidebar's DOM",
@@ -283,7 +280,6 @@ def rows(
             added,
             target="nothing added (issue 12): within 5 % of the start",
             met=added <= 0.05 * median(starts_without),
-            note="Jupyter AI's Jupyternaut adds 11-13 s (measured once by hand)",
         ),
     ]
 

@@ -72,7 +72,8 @@ def home() -> Path:
         / "jupyter-codexmax"
         / "bench-peers"
     )
-    path = Path(chosen).expanduser().resolve()
+    base = Path(os.environ.get("CODEXMAX_BENCH_CALLER_DIR") or Path.cwd())
+    path = (base / Path(chosen).expanduser()).resolve()
     if path == ROOT or ROOT in path.parents:
         raise SystemExit(
             f"CODEXMAX_BENCH_PEERS: {path} is inside the repository; the peers are set up "

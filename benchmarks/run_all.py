@@ -50,6 +50,30 @@ FAMILIES: list[tuple[str, list[str]]] = [
 ]
 ORDER = [name for _, names in FAMILIES for name in names]
 
+#: Why some peers have no column in a benchmark's tables (said under them).
+ABSENT: dict[str, str] = {
+    "view": "Jupyter AI: its magics send the prompt (and what it interpolates), never a "
+    "notebook read by a tool, and have no agent request to compare",
+    "review": "Jupyter AI: it has no review mode",
+    "load_ext": "the Codex CLI: not a Jupyter extension (its start is measured whole, "
+    "`codex exec` beside `ask`)",
+    "ask": "Jupyter AI: no one-shot command outside a kernel (its magics are measured in "
+    "`load_ext` and `first_panel`)",
+    "first_panel": "the Codex CLI: it has no notebook cell",
+    "big_notebook": "every peer: neither runs a notebook's cells headless in a kernel; "
+    "compared with our code before issue 10 instead",
+    "read_file": "every peer: compared with our code before issue 10 (the Codex CLI reads "
+    "files with shell commands, Jupyter AI's magics do not read files)",
+    "session": "every peer: neither keeps its session in the notebook, so nothing there "
+    "compares like for like",
+    "cells": "every peer: neither edits or reads a notebook through such operations (the "
+    "Codex CLI reads and writes the .ipynb as text; Jupyter AI's magics do not edit notebooks)",
+    "live": "every peer: neither edits the notebook on screen from the kernel",
+    "sidebar": "every peer: Jupyter AI's chat needs its server extension and a chat model "
+    "set up in JupyterLab, not measured in this run; the Codex CLI has no JupyterLab UI",
+    "dask": "every peer: neither runs many notebooks on a cluster",
+}
+
 
 @dataclass
 class Outcome:
@@ -102,8 +126,10 @@ def run_one(name: str, env: dict[str, str], timeout: float) -> Outcome:
         outcome.error = f"exit {outcome.code}: {tail[0][:300] if tail else 'no output'}"
     elif not outcome.rows and not outcome.error:
         outcome.error = "handed over no rows"
-    state = outcome.error or ("targets met" if outcome.code == 0 else "a target NOT met")
-    print(f"   {outcome.seconds:.0f} s, {len(outcome.rows)} rows: {state}", flush=True)
+    missed = [r["row"] for r in outcome.rows if r["met"] is False]
+    state = outcome.error or (f"NOT met: {'; '.join(missed)}" if missed else "targets met")
+    rows = f"{len(outcome.rows)} row{'s' if len(outcome.rows) != 1 else ''}"
+    print(f"   {outcome.seconds:.0f} s, {rows}: {state}", flush=True)
     return outcome
 
 
@@ -115,10 +141,10 @@ def number(value: float | None, unit: str) -> str:
         return "–"
     if unit == "x":
         return f"{value:.2f}x"
-    if unit in ("tokens", "bytes") or abs(value) >= 1000 or float(value).is_integer():
-        return f"{value:,.0f}"
     if unit == "%":
         return f"{value:.1f} %"
+    if unit in ("tokens", "bytes") or abs(value) >= 1000 or float(value).is_integer():
+        return f"{value:,.0f}"
     if abs(value) >= 100:
         return f"{value:.0f}"
     if abs(value) >= 10:
@@ -181,17 +207,21 @@ def table(title: str, rows: list[dict[str, Any]], peers: dict[str, Peer]) -> lis
     return lines
 
 
-def versions(peers: dict[str, Peer]) -> list[str]:
+def describe() -> str:
+    """This checkout's commit (``-dirty`` when its tracked files differ from it)."""
+    return subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty", "--abbrev=10"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+
+
+def versions(peers: dict[str, Peer], commit: str) -> list[str]:
     def dist(name: str) -> str:
         try:
             return metadata.version(name)
         except metadata.PackageNotFoundError:
             return "not installed"
 
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "describe", "--always", "--dirty", "--abbrev=10"],
-        capture_output=True, text=True, check=False,
-    ).stdout.strip()  # fmt: skip
     chromium = os.environ.get("CODEXMAX_CHROMIUM") or shutil.which("chromium") or ""
     browser = "not found (the browser benchmarks skip)"
     if chromium:
@@ -218,26 +248,38 @@ def versions(peers: dict[str, Peer]) -> list[str]:
     return lines
 
 
-def write(outcomes: dict[str, Outcome], peers: dict[str, Peer], seconds: float) -> str:
+def write(
+    outcomes: dict[str, Outcome],
+    peers: dict[str, Peer],
+    seconds: float,
+    *,
+    commit: str = "",
+    out: Path = RESULTS,
+) -> str:
     now = datetime.datetime.now(datetime.timezone.utc)
     every = [r for o in outcomes.values() for r in o.rows]
     met = sum(r["met"] is True for r in every)
     missed = [r for r in every if r["met"] is False]
+    scope = (
+        "Every benchmark ran in this one run"
+        if set(outcomes) == set(ORDER)
+        else f"A partial run (`--only`): {len(outcomes)} of the {len(ORDER)} benchmarks ran"
+    )
     lines = [
         "# Benchmarks, side by side with the peers",
         "",
         f"Run {now:%Y-%m-%d %H:%M} UTC on {machine()}, {platform.platform()}, by "
-        f"`./dev bench` (`benchmarks/run_all.py`) in {seconds / 60:.0f} min. Every "
-        "benchmark ran in this one run, one after another, each interleaving its own "
-        "comparisons (this machine is shared and noisy: read the ratios more than the "
-        "absolute numbers). The peers were set up outside the repository "
-        "(`benchmarks/peers.py`) and measured in the same run, on the same inputs.",
+        f"`./dev bench` (`benchmarks/run_all.py`) in {seconds / 60:.0f} min. {scope}, one "
+        "after another, each interleaving its own comparisons (this machine is shared and "
+        "noisy: read the ratios more than the absolute numbers). The peers were set up "
+        "outside the repository (`benchmarks/peers.py`); every peer number below was "
+        "measured in this run, on the same inputs as ours.",
         "",
-        *versions(peers),
+        *versions(peers, commit),
         "",
         f"**Targets: {met} met, {len(missed)} not met.**"
         + (
-            " Not met: " + "; ".join(f"{r['table']}, {r['row']}" for r in missed) + "."
+            " Not met: " + "; ".join(f"{r['table']}: {r['row']}" for r in missed) + "."
             if missed
             else ""
         ),
@@ -261,9 +303,14 @@ def write(outcomes: dict[str, Outcome], peers: dict[str, Peer], seconds: float) 
                 lines += table(title, [r for r in outcome.rows if r["table"] == title], peers)
             if outcome.notes:
                 lines += [*(f"- {n}" for n in outcome.notes), ""]
+            if outcome.name in ABSENT:
+                why = ABSENT[outcome.name]
+                said = why.replace("every peer: ", "No peer columns: ", 1)
+                lines += [said + "." if said != why else f"No column for {why}.", ""]
             if outcome.details:
+                link = os.path.relpath(HERE / outcome.details, out.parent)
                 lines += [
-                    f"Details: [{outcome.details}]({outcome.details}) "
+                    f"Details: [{outcome.details}]({link}) "
                     f"(`bench_{outcome.name}.py`, {outcome.seconds:.0f} s).",
                     "",
                 ]
@@ -271,34 +318,47 @@ def write(outcomes: dict[str, Outcome], peers: dict[str, Peer], seconds: float) 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="", help="comma-separated names, e.g. view,ask")
+    parser = argparse.ArgumentParser(
+        prog="./dev bench",
+        description="Every benchmark in one run, beside the peers, into benchmarks/RESULTS.md.",
+        epilog=f"Benchmarks, in the order they run: {', '.join(ORDER)}.",
+    )
+    parser.add_argument("--only", help="some of them, comma-separated (e.g. view,ask)")
     parser.add_argument("--timeout", type=float, default=1800, help="per benchmark, seconds")
     parser.add_argument("--out", type=Path, help="default: RESULTS.md; with --only, build/")
     args = parser.parse_args()
-    names = [n.strip() for n in args.only.split(",") if n.strip()] or ORDER
+    names = ORDER
+    if args.only is not None:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in ORDER]
+        if unknown or not names:
+            what = f"no benchmark named {', '.join(unknown)}" if unknown else "give names"
+            print(f"--only: {what} (known: {', '.join(ORDER)})", file=sys.stderr)
+            return 2
     # RESULTS.md always holds a whole run; a partial one goes beside the logs.
-    out = args.out or (ROOT / "build" / "RESULTS-partial.md" if args.only else RESULTS)
-    unknown = [n for n in names if n not in ORDER]
-    if unknown:
-        print(f"--only: no benchmark named {', '.join(unknown)} (known: {', '.join(ORDER)})")
-        return 2
+    out = (args.out or (ROOT / "build" / "RESULTS-partial.md" if args.only else RESULTS)).resolve()
+    commit = describe()  # before the benchmarks rewrite their RESULTS-<name>.md
     started = time.monotonic()
     print("== setting up the peers (outside the repository)", flush=True)
     peers = setup_all()
     for peer in peers.values():
         print(f"   {peer.name}: {peer.version if peer.ok else 'NOT installed: ' + peer.error}")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(environment(peers))
+    env.update(environment(peers), PYTHONUNBUFFERED="1")  # logs that can be followed
     outcomes = {name: run_one(name, env, args.timeout) for name in ORDER if name in names}
-    text = write(outcomes, peers, time.monotonic() - started)
+    text = write(outcomes, peers, time.monotonic() - started, commit=commit, out=out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n")
-    print(f"== wrote {out}")
+    rows = [r for o in outcomes.values() for r in o.rows]
+    missed = [f"{r['table']}: {r['row']}" for r in rows if r["met"] is False]
+    met = sum(r["met"] is True for r in rows)
+    print(f"== wrote {out}: targets {met} met, {len(missed)} not met")
+    for line in missed:
+        print(f"   NOT met: {line}")
     failed = [o.name for o in outcomes.values() if o.error]
     if failed:
         print(f"== did not report: {', '.join(failed)} (see {LOGS.relative_to(ROOT)}/)")
-    return 1 if failed or any(not p.ok for p in peers.values()) else 0
+    return 1 if failed or missed or any(not p.ok for p in peers.values()) else 0
 
 
 if __name__ == "__main__":

@@ -71,7 +71,8 @@ def test_a_benchmark_that_failed_or_missed_a_target_is_reported() -> None:
     assert "- `bench_live.py`: exit 3: chromium not found" in text
     browser = text.split("## The browser")[1]
     assert browser.startswith(" (real JupyterLab and Chromium)\n\n`bench_live.py` did not report")
-    assert "**Targets: 0 met, 1 not met.** Not met: s, median." in text
+    assert "**Targets: 0 met, 1 not met.** Not met: s: median." in text
+    assert "A partial run (`--only`): 2 of the" in text
     assert "| median | ms | **40** | ≤ 5 ms | **NOT met** |" in text
 
 
@@ -83,3 +84,7 @@ def test_the_peers_are_never_set_up_inside_the_repository(
         peers.home()
     monkeypatch.setenv("CODEXMAX_BENCH_PEERS", "/tmp/elsewhere")
     assert peers.home() == Path("/tmp/elsewhere")
+    # relative: to where the caller of ./dev stood, not to the repository ./dev moves to
+    monkeypatch.setenv("CODEXMAX_BENCH_PEERS", "relpeers")
+    monkeypatch.setenv("CODEXMAX_BENCH_CALLER_DIR", "/tmp")
+    assert peers.home() == Path("/tmp/relpeers")
