@@ -9,7 +9,7 @@ writes RESULTS.md: the machine, the date, every version, then one table per meas
 ours and the peers in adjacent columns, the ratio, and the target of the issue that set one,
 met or not. A peer that could not be installed, or a benchmark that failed, is said so there.
 
-    ./dev bench                        # everything (about half an hour here)
+    ./dev bench                        # everything (about 20 minutes here)
     ./dev bench --only view,ask        # some of them, into build/RESULTS-partial.md
 """
 
