@@ -116,6 +116,11 @@ def test_agent_magic_in_a_kernel(tmp_path: Path, scripted_server: ScriptedModelS
         assert undone.ok and "restored as before it" in undone.markdown()
         assert "proposed changes" not in kernel.run("%agent status").stdout
 
+        # --help shows the options and runs no turn, with no error after them
+        shown = kernel.run("%%agent --help\nFix it")
+        assert shown.ok and "--effort" in shown.stdout
+        assert shown.stderr == "" and "Traceback" not in shown.everything()
+
         for bad, needle in [
             ("%%agent --effort huge\nhello", "invalid choice: 'huge'"),
             ("%agent bogus", "unknown command"),

@@ -77,6 +77,22 @@ def _cell_options(line: str) -> None:
     """Options of %%agent."""
 
 
+def _cell_help() -> str:
+    """``%%agent --help``: its options, from the parser that reads them."""
+    lines = ["%%agent [options]", "<the task, on the lines below>", "", "options:"]
+    for action in _cell_options.parser._actions:
+        if not action.option_strings:
+            continue
+        name = action.option_strings[0]
+        if action.choices:
+            name += " {" + ",".join(map(str, action.choices)) + "}"
+        elif action.nargs != 0:
+            name += f" {action.dest.upper()}"
+        lines.append(f"  {name:<46} {action.help}")
+    lines += ["", "%agent help: the other commands"]
+    return "\n".join(lines)
+
+
 @magics_class
 class AgentMagics(Magics):
     """The ``agent`` line and cell magic."""
@@ -153,6 +169,10 @@ class AgentMagics(Magics):
     # -- %%agent ------------------------------------------------------------------------------
 
     def _turn(self, line: str, cell: str) -> None:
+        if {"-h", "--help"} & set(line.split()):
+            # IPython's magic parsers have no --help of their own: the options, no turn
+            print(_cell_help())
+            return
         try:
             options = parse_argstring(_cell_options, line)
         except UsageError:
