@@ -64,6 +64,16 @@ function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
+/** A row folded under its title: `kind` names its classes (`jp-codexmax-Chat-<kind>`). */
+function folded(kind: string, title: string, text: string): HTMLDetailsElement {
+  const node = el('details', `jp-codexmax-Chat-row jp-codexmax-Chat-${kind}`);
+  node.append(
+    el('summary', '', title),
+    el('div', `jp-codexmax-Chat-${kind}Text`, text)
+  );
+  return node;
+}
+
 /** The newest session the notebook keeps: its metadata's, or a `%%agent` output's. */
 function storedRecord(model: INotebookModel | null): unknown {
   if (!model) {
@@ -590,14 +600,8 @@ export class ChatSidebar extends Widget {
         this._fillText(node, row);
         return node;
       }
-      case 'reasoning': {
-        const node = el('details', 'jp-codexmax-Chat-row jp-codexmax-Chat-reasoning');
-        node.append(
-          el('summary', '', 'Reasoning summary'),
-          el('div', 'jp-codexmax-Chat-reasoningText', row.text)
-        );
-        return node;
-      }
+      case 'reasoning':
+        return folded('reasoning', 'Reasoning summary', row.text);
       case 'tool': {
         const node = el('details', 'jp-codexmax-Chat-row jp-codexmax-Chat-tool');
         node.dataset.state = row.state;
@@ -681,14 +685,8 @@ export class ChatSidebar extends Widget {
         }
         return node;
       }
-      case 'summary': {
-        const node = el('details', 'jp-codexmax-Chat-row jp-codexmax-Chat-summary');
-        node.append(
-          el('summary', '', 'Earlier in this session (compacted)'),
-          el('div', 'jp-codexmax-Chat-summaryText', row.text)
-        );
-        return node;
-      }
+      case 'summary':
+        return folded('summary', 'Earlier in this session (compacted)', row.text);
       case 'ledger':
         return el('div', 'jp-codexmax-Chat-row jp-codexmax-Chat-ledger', row.text);
       case 'end':

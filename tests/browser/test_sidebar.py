@@ -222,6 +222,38 @@ def test_switching_notebooks_switches_the_session(
     _shoot(page, screenshots, "2-back-to-first")
 
 
+def _kernelspec(lab: Lab, code: str, *, name: str, display_name: str, language: str) -> Path:
+    """A kernelspec ``name`` in the lab's data folder whose kernel runs ``code``; its folder
+    (the test removes it)."""
+    data = lab.root.parent / "jupyter-data" / "kernels" / name
+    data.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-c", code, "-f", "{connection_file}"]
+    spec = {"argv": argv, "display_name": display_name, "language": language}
+    (data / "kernel.json").write_text(json.dumps(spec))
+    return data
+
+
+def _notebook_of(
+    lab: Lab,
+    filename: str,
+    cells: list[tuple[str, str]],
+    *,
+    name: str,
+    display_name: str,
+    language: str,
+) -> Path:
+    """A notebook of ``cells`` whose kernelspec is ``name``."""
+    path = write_notebook(lab.root, cells, name=filename)
+    nb_json = json.loads(path.read_text())
+    nb_json["metadata"]["kernelspec"] = {
+        "name": name,
+        "display_name": display_name,
+        "language": language,
+    }
+    path.write_text(json.dumps(nb_json))
+    return path
+
+
 def _stored_session(turns: int) -> dict[str, Any]:
     """A session record as a notebook keeps it (docs/session.md), ``turns`` turns."""
     messages: list[dict[str, Any]] = []
@@ -338,26 +370,10 @@ def test_a_kernel_without_the_package_says_so(
     """A kernelspec whose Python cannot import jupyter_codexmax (an environment without
     it): the sidebar says so and how to fix it; the notebook is left as it was."""
     scripted_server.load([])
-    data = lab.root.parent / "jupyter-data" / "kernels" / "nocodexmax"
-    data.mkdir(parents=True, exist_ok=True)
-    (data / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [sys.executable, "-c", NO_PACKAGE, "-f", "{connection_file}"],
-                "display_name": "Python (no jupyter-codexmax)",
-                "language": "python",
-            }
-        )
-    )
+    spec = {"name": "nocodexmax", "display_name": "Python (no jupyter-codexmax)"}
+    data = _kernelspec(lab, NO_PACKAGE, language="python", **spec)
     try:
-        path = write_notebook(lab.root, [("a", "a = 1")], name="bare.ipynb")
-        nb_json = json.loads(path.read_text())
-        nb_json["metadata"]["kernelspec"] = {
-            "name": "nocodexmax",
-            "display_name": "Python (no jupyter-codexmax)",
-            "language": "python",
-        }
-        path.write_text(json.dumps(nb_json))
+        path = _notebook_of(lab, "bare.ipynb", [("a", "a = 1")], language="python", **spec)
         before = path.read_text()
         nb = Notebook(page, lab, "bare.ipynb").open()
         sidebar = Sidebar(page)
@@ -441,26 +457,10 @@ def test_a_kernel_of_another_language_says_so(
     """A kernel that says it runs another language (bash): the sidebar does not try to load
     the agent there, and says why and what to do."""
     scripted_server.load([])
-    data = lab.root.parent / "jupyter-data" / "kernels" / "othershell"
-    data.mkdir(parents=True, exist_ok=True)
-    (data / "kernel.json").write_text(
-        json.dumps(
-            {
-                "argv": [sys.executable, "-c", OTHER_LANGUAGE, "-f", "{connection_file}"],
-                "display_name": "Shell (test)",
-                "language": "bash",
-            }
-        )
-    )
+    spec = {"name": "othershell", "display_name": "Shell (test)"}
+    data = _kernelspec(lab, OTHER_LANGUAGE, language="bash", **spec)
     try:
-        path = write_notebook(lab.root, [("a", "echo hi")], name="shell.ipynb")
-        nb_json = json.loads(path.read_text())
-        nb_json["metadata"]["kernelspec"] = {
-            "name": "othershell",
-            "display_name": "Shell (test)",
-            "language": "bash",
-        }
-        path.write_text(json.dumps(nb_json))
+        _notebook_of(lab, "shell.ipynb", [("a", "echo hi")], language="bash", **spec)
         Notebook(page, lab, "shell.ipynb").open()
         sidebar = Sidebar(page)
         sidebar.open()
